@@ -1,0 +1,119 @@
+"""Reading tables, splitting them and fingerprinting them: the edges of every pipeline.
+
+`read_table` is the only place a file becomes a DataFrame; it turns the ways a file can be
+unusable (absent, empty, unreadable) into a `UserError` naming the file. Splits are pure
+functions of a frame and a seed, so the same data and seed give the same rows in every split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from common.errors import DataValidationError, UserError
+from common.schema import Problem, TableSchema, validate
+
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+def read_table(path: str | Path, *, dtype: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Read a CSV or Parquet file; a missing, empty or unparseable file raises UserError."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise UserError(f"{path}: unsupported file type {suffix!r} (use .csv or .parquet)")
+    if path.stat().st_size == 0:
+        raise DataValidationError(str(path), [Problem("*", "the file is empty")])
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path, dtype=dtype, skipinitialspace=False)
+        return pd.read_parquet(path)
+    except pd.errors.EmptyDataError as exc:
+        raise DataValidationError(str(path), [Problem("*", "the file is empty")]) from exc
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
+        raise UserError(f"{path}: cannot be read as {suffix[1:]}: {exc}") from exc
+
+
+def load_table(path: str | Path, schema: TableSchema, **kwargs: object) -> pd.DataFrame:
+    """Read a file and validate it against `schema` (see `common.schema.validate`)."""
+    return validate(read_table(path), schema, source=str(path), **kwargs)  # type: ignore[arg-type]
+
+
+def write_table(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write CSV or Parquet by suffix, atomically: a crash never leaves half a file behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    if path.suffix.lower() == ".csv":
+        df.to_csv(tmp, index=False)
+    else:
+        df.to_parquet(tmp, index=False)
+    tmp.replace(path)
+    return path
+
+
+def fingerprint(df: pd.DataFrame) -> str:
+    """A sha256 of the table's content (column names, values, order), independent of file format."""
+    digest = hashlib.sha256()
+    digest.update("\x1f".join(map(str, df.columns)).encode())
+    row_hashes = pd.util.hash_pandas_object(df, index=False).to_numpy()
+    digest.update(row_hashes.tobytes())
+    return digest.hexdigest()
+
+
+def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
+    """The sha256 of a file's bytes, read in chunks so any size fits in memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_fractions(fractions: Mapping[str, float]) -> None:
+    if not fractions or any(f <= 0 for f in fractions.values()):
+        raise ValueError(f"split fractions must be positive, got {dict(fractions)}")
+    if abs(sum(fractions.values()) - 1.0) > 1e-9:
+        raise ValueError(f"split fractions must sum to 1, got {sum(fractions.values()):.4f}")
+
+
+def _cut(n: int, fractions: Mapping[str, float]) -> dict[str, slice]:
+    """Consecutive slices of range(n) with the given fractions; rounding leftovers go last."""
+    bounds = np.round(np.cumsum([0.0, *fractions.values()]) * n).astype(int)
+    return {name: slice(bounds[i], bounds[i + 1]) for i, name in enumerate(fractions)}
+
+
+def stratified_split(
+    df: pd.DataFrame, label: str, fractions: Mapping[str, float], seed: int
+) -> dict[str, pd.DataFrame]:
+    """Split rows at random into named parts, keeping each class's share equal in every part."""
+    _check_fractions(fractions)
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in fractions}
+    codes = pd.factorize(df[label], sort=True)[0]
+    for code in np.unique(codes):
+        members = rng.permutation(np.flatnonzero(codes == code))
+        for name, part in _cut(members.size, fractions).items():
+            parts[name].append(members[part])
+    return {
+        name: df.iloc[np.sort(np.concatenate(idx))].reset_index(drop=True)
+        for name, idx in parts.items()
+    }
+
+
+def time_split(
+    df: pd.DataFrame, time_column: str, fractions: Mapping[str, float]
+) -> dict[str, pd.DataFrame]:
+    """Split by time: the first part holds the earliest rows, the last part the latest."""
+    _check_fractions(fractions)
+    ordered = df.sort_values(time_column, kind="stable").reset_index(drop=True)
+    return {
+        name: ordered.iloc[part].reset_index(drop=True)
+        for name, part in _cut(len(ordered), fractions).items()
+    }

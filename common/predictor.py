@@ -1,0 +1,69 @@
+"""The one contract every project's model implements, so serving, dashboards and monitoring are
+written once.
+
+A `Predictor` is built from an artifact directory (`from_artifact`), declares pydantic models for
+one input record and one output record, predicts a batch, and describes itself (`metadata`).
+Everything it needs to turn a raw record into a prediction, preprocessing included, is loaded
+from the artifact: nothing is re-implemented at serving time.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Generic, Self, TypeVar
+
+from pydantic import BaseModel
+
+from common.artifacts import ArtifactStore, Manifest
+from common.settings import Settings
+
+InputT = TypeVar("InputT", bound=BaseModel)
+OutputT = TypeVar("OutputT", bound=BaseModel)
+
+
+class Predictor(ABC, Generic[InputT, OutputT]):
+    """A loaded model: typed records in, typed predictions out."""
+
+    #: The project's name; also its folder in the artifact store.
+    project: ClassVar[str]
+    #: One input record and one output record, as pydantic models (they become the API schema).
+    input_model: ClassVar[type[BaseModel]]
+    output_model: ClassVar[type[BaseModel]]
+
+    def __init__(self, path: Path, manifest: Manifest) -> None:
+        self.path = path
+        self.manifest = manifest
+
+    @classmethod
+    @abstractmethod
+    def from_artifact(cls, path: Path) -> Self:
+        """Load from an artifact directory, verifying it (checksums, format, library versions)."""
+
+    @classmethod
+    def from_store(cls, ref: str | Path = "latest", settings: Settings | None = None) -> Self:
+        """Load by alias, version or path from the store under `settings.artifacts_root`."""
+        root = (settings or Settings()).artifacts_root
+        return cls.from_artifact(ArtifactStore(root, cls.project).resolve(ref))
+
+    @abstractmethod
+    def predict_batch(self, records: Sequence[InputT]) -> list[OutputT]:
+        """Predict many records at once; the output keeps the input's order."""
+
+    def predict(self, record: InputT) -> OutputT:
+        return self.predict_batch([record])[0]
+
+    def metadata(self) -> dict[str, Any]:
+        """What a client needs to know about the model: identity, provenance, metrics, schemas."""
+        m = self.manifest
+        return {
+            "project": m.project,
+            "version": m.version,
+            "created_at": m.created_at.isoformat(),
+            "git_commit": m.git_commit,
+            "data_fingerprint": m.data_fingerprint,
+            "metrics": m.metrics,
+            "input_schema": self.input_model.model_json_schema(),
+            "output_schema": self.output_model.model_json_schema(),
+        }
