@@ -63,6 +63,8 @@ class Manifest(BaseModel):
             if not isinstance(value, Mapping) or part not in value:
                 raise ArtifactError(f"{self.project} {self.version}: no metric '{dotted}'")
             value = value[part]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ArtifactError(f"{self.project} {self.version}: '{dotted}' is not a number")
         return float(value)
 
 
@@ -129,7 +131,8 @@ class ArtifactStore:
         On an exception the staging folder is removed and nothing else changes.
         """
         now = datetime.now(UTC)
-        version = f"{now:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+        # Microseconds keep versions made within one second in creation order when sorted.
+        version = f"{now:%Y%m%d-%H%M%S-%f}-{uuid.uuid4().hex[:6]}"
         staging = self.project_dir / f".staging-{version}"
         staging.mkdir(parents=True)
         draft = Draft(path=staging, project=self.project, version=version)
@@ -263,6 +266,7 @@ def verify_files(path: Path, manifest: Manifest) -> None:
 
 def check_compatible(manifest: Manifest, modules: Iterable[str]) -> None:
     """Refuse an artifact saved with a different major version of a model library."""
+    modules = list(modules)  # iterated twice below
     installed = package_versions(modules)
     for name in modules:
         saved, now = manifest.package_versions.get(name), installed.get(name)

@@ -8,6 +8,7 @@ functions of a frame and a seed, so the same data and seed give the same rows in
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -49,12 +50,15 @@ def write_table(df: pd.DataFrame, path: str | Path) -> Path:
     """Write CSV or Parquet by suffix, atomically: a crash never leaves half a file behind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    if path.suffix.lower() == ".csv":
-        df.to_csv(tmp, index=False)
-    else:
-        df.to_parquet(tmp, index=False)
-    tmp.replace(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # unique: writers never collide
+    try:
+        if path.suffix.lower() == ".csv":
+            df.to_csv(tmp, index=False)
+        else:
+            df.to_parquet(tmp, index=False)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -95,15 +99,18 @@ def stratified_split(
     """Split rows at random into named parts, keeping each class's share equal in every part."""
     _check_fractions(fractions)
     rng = np.random.default_rng(seed)
-    parts: dict[str, list[np.ndarray]] = {name: [] for name in fractions}
     codes = pd.factorize(df[label], sort=True)[0]
+    # Each row gets its relative position within its shuffled class; cutting all rows once by
+    # that position keeps every class's share in every part without per-class rounding errors
+    # adding up (which, with many small classes, would skew the part sizes).
+    position = np.empty(len(df))
     for code in np.unique(codes):
         members = rng.permutation(np.flatnonzero(codes == code))
-        for name, part in _cut(members.size, fractions).items():
-            parts[name].append(members[part])
+        position[members] = (np.arange(members.size) + 0.5) / members.size
+    ranked = np.argsort(position, kind="stable")
     return {
-        name: df.iloc[np.sort(np.concatenate(idx))].reset_index(drop=True)
-        for name, idx in parts.items()
+        name: df.iloc[np.sort(ranked[part])].reset_index(drop=True)
+        for name, part in _cut(len(df), fractions).items()
     }
 
 

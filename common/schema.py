@@ -144,7 +144,12 @@ def _coerce_number(column: Column, raw: pd.Series, problems: list[Problem]) -> p
         fractional = present & ~bad & ~infinite & (np.mod(np.nan_to_num(finite), 1) != 0)
         if fractional.any():
             problems.append(_problem(column.name, "is not a whole number", fractional, values))
-    checked = numbers.to_numpy()
+        # float64 -> int64 would silently wrap around past 2**63.
+        too_big = present & ~bad & ~infinite & (np.abs(np.nan_to_num(finite)) >= 2.0**63)
+        if too_big.any():
+            problems.append(_problem(column.name, "is too large for an integer", too_big, values))
+    # Infinite values are already reported; do not report them again as out of range.
+    checked = np.where(infinite, np.nan, numbers.to_numpy())
     if column.min is not None:
         low = ~np.isnan(checked) & (checked < column.min)
         if low.any():

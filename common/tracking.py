@@ -10,10 +10,14 @@ server: `make mlflow-ui` browses it.
 from __future__ import annotations
 
 import logging
+import numbers
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+import numpy as np
 
 logger = logging.getLogger(__name__)
 _MAX_PARAM_CHARS = 6000  # MLflow's limit on a parameter value
@@ -97,21 +101,24 @@ class Tracker:
             self.enabled = False
 
     def log_params(self, params: Mapping[str, Any]) -> None:
+        if not self.enabled:
+            return
         from mlflow.entities import Param
 
         items = [Param(k, str(v)[:_MAX_PARAM_CHARS]) for k, v in flatten(params).items()]
         self._guard("log parameters", lambda: self._client.log_batch(self.run_id, params=items))
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int = 0) -> None:
-        import time
-
+        if not self.enabled:
+            return
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         items = [
             Metric(k, float(v), now, step)
             for k, v in flatten(metrics).items()
-            if isinstance(v, int | float) and not isinstance(v, bool)
+            # numbers.Real admits numpy scalars (np.float32, np.int64); bools are not metrics.
+            if isinstance(v, numbers.Real) and not isinstance(v, bool | np.bool_)
         ]
         self._guard("log metrics", lambda: self._client.log_batch(self.run_id, metrics=items))
 
