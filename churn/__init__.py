@@ -1,0 +1,1 @@
+"""Customer churn: Telco data → calibrated gradient-boosted model → explanations."""

@@ -1,0 +1,119 @@
+"""The churn command line: `python -m churn data|train|evaluate|promote`.
+
+Each command only parses options, calls the library and prints; `train` prints the artifact
+directory on stdout (and nothing else), so `dir=$(python -m churn train --data x.csv)` works.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+
+from common.cli import setup_logging, user_errors
+from common.settings import get_settings
+
+app = typer.Typer(
+    help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
+)
+logger = logging.getLogger("churn")
+
+
+@app.callback()
+def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+    setup_logging(verbose)
+
+
+@app.command()
+def data(
+    out: Path = typer.Option(Path("data/churn/telco.csv"), help="Where to write (.csv/.parquet)."),
+    rows: int = typer.Option(7043, min=1, help="Customers to generate (IBM's file has 7043)."),
+    seed: int = typer.Option(42, help="Generator seed."),
+    shift: float = typer.Option(0.0, min=0.0, max=1.0, help="Inject drift: 0 none, 1 strong."),
+    download: bool = typer.Option(False, help="Fetch IBM's real file; generate if offline."),
+) -> None:
+    """Write the Telco data set: IBM's real file with --download, else the built-in generator."""
+    from churn.data import download_telco, write_customers
+    from common.errors import UserError
+
+    with user_errors():
+        if download:
+            try:
+                typer.echo(download_telco(out))
+                return
+            except UserError as exc:
+                logger.warning("%s; generating %d synthetic customers instead", exc, rows)
+        typer.echo(write_customers(out, rows, seed=seed, shift=shift))
+
+
+@app.command()
+def train(
+    data: Path = typer.Option(..., exists=False, help="Telco CSV or Parquet, real or generated."),
+    trials: int | None = typer.Option(None, min=1, help="Optuna trials per boosted family."),
+    cost_missed: float | None = typer.Option(None, help="Cost of a churner not contacted."),
+    cost_offer: float | None = typer.Option(None, help="Cost of one retention offer."),
+    seed: int | None = typer.Option(None, help="Seed (default: MLP_SEED or 42)."),
+) -> None:
+    """Train, calibrate and evaluate; publish an artifact and print its directory."""
+    from churn.config import ChurnConfig
+    from churn.train import run
+
+    settings = get_settings()
+    with user_errors():
+        overrides = {
+            "n_trials": trials,
+            "cost_missed_churner": cost_missed,
+            "cost_retention_offer": cost_offer,
+            "seed": settings.seed if seed is None else seed,
+        }
+        config = ChurnConfig(**{k: v for k, v in overrides.items() if v is not None})
+        path = run(data, config, settings)
+    logger.info("artifact published; model card: %s", path / "model_card.md")
+    typer.echo(path.resolve())
+
+
+@app.command()
+def evaluate(
+    model: str = typer.Argument("latest", help="Alias, version or artifact directory."),
+    data: Path | None = typer.Option(
+        None,
+        help="Labelled hold-out file; default: the model's "
+        "own test split, rebuilt from its training data.",
+    ),
+) -> None:
+    """Evaluate a saved model; print the report directory."""
+    from churn.evaluate import evaluate_artifact
+    from common.artifacts import ArtifactStore
+
+    settings = get_settings()
+    with user_errors():
+        path = ArtifactStore(settings.artifacts_root, "churn").resolve(model)
+        out = evaluate_artifact(path, data, settings)
+    typer.echo(out.resolve())
+
+
+@app.command()
+def promote(
+    model: str = typer.Argument("latest", help="Alias, version or artifact directory."),
+    alias: str = typer.Option("production", help="Alias to point at the model."),
+    min_roc_auc: float | None = typer.Option(
+        None, help="Gate on test ROC-AUC (default: the model's own promote_min_roc_auc)."
+    ),
+) -> None:
+    """Point an alias (default `production`) at a model that passes the metric gate."""
+    from common.artifacts import ArtifactStore
+
+    settings = get_settings()
+    with user_errors():
+        store = ArtifactStore(settings.artifacts_root, "churn")
+        _, manifest = store.load(model)
+        gate = min_roc_auc if min_roc_auc is not None else manifest.config["promote_min_roc_auc"]
+        promoted = store.promote(model, alias=alias, gate={"test.roc_auc": gate})
+    typer.echo(
+        f"{alias} -> {promoted.version} (test ROC-AUC {promoted.metric('test.roc_auc'):.4f})"
+    )
+
+
+if __name__ == "__main__":
+    app()

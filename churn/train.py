@@ -1,0 +1,162 @@
+"""Fitting the churn model: baseline and boosted candidates, selection, calibration, threshold.
+
+`fit` is the pure core (frames in, a `ChurnModel` and a record of the search out); `run` is the
+edge that reads the file, evaluates on the test split, writes the artifact and tracks the run.
+
+Why the splits are what they are: the validation split early-stops boosting and picks the winner
+by PR-AUC (the metric that cares about the minority class); the calibration split is held out
+from both so the calibrator and the threshold are fitted on scores the model never trained on;
+the test split is used once, for the numbers we report.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score
+
+from churn.calibration import Calibrator, choose_threshold
+from churn.config import ChurnConfig
+from churn.data import load_customers
+from churn.features import ChurnFeatures
+from churn.model import MODEL_DIR, ChurnModel, ChurnPrediction, CustomerRecord, LogisticScorer
+from churn.schema import LABEL, TELCO_SCHEMA
+from churn.search import Candidate, search_lightgbm, search_xgboost
+from common.artifacts import ArtifactStore, package_versions
+from common.errors import TrainingError
+from common.etl import fingerprint, stratified_split
+from common.settings import Settings
+from common.tracking import Tracker
+
+logger = logging.getLogger(__name__)
+MODEL_LIBRARIES = ["numpy", "pandas", "sklearn", "xgboost", "lightgbm", "optuna"]
+
+
+def labels(df: pd.DataFrame) -> np.ndarray:
+    return (df[LABEL] == "Yes").to_numpy(dtype=np.int32)
+
+
+def split(df: pd.DataFrame, config: ChurnConfig) -> dict[str, pd.DataFrame]:
+    """Stratified train/val/calibration/test splits; each must hold both classes."""
+    counts = df[LABEL].value_counts()
+    if len(counts[counts > 0]) < 2:
+        only = counts.index[counts > 0][0] if counts.sum() else "none"
+        raise TrainingError(
+            f"column '{LABEL}' has only one class ({only!r} in all {len(df)} rows); "
+            "a churn model needs both churners and non-churners"
+        )
+    parts = stratified_split(df, LABEL, config.fractions, config.seed)
+    for name, part in parts.items():
+        if part[LABEL].nunique() < 2:
+            raise TrainingError(
+                f"the {name} split ({len(part)} rows) holds one class only: "
+                f"{len(df)} rows with {counts.min()} of the rarer class are too few to train on"
+            )
+    return parts
+
+
+def fit_logistic(X: np.ndarray, y: np.ndarray, config: ChurnConfig) -> LogisticScorer:
+    mean, scale = X.mean(axis=0), X.std(axis=0)
+    scale[scale == 0] = 1.0  # a constant column carries nothing; keep it from dividing by zero
+    lr = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000)
+    lr.fit((X - mean) / scale, y)
+    return LogisticScorer(mean, scale, lr.coef_[0], float(lr.intercept_[0]))
+
+
+def fit(parts: dict[str, pd.DataFrame], config: ChurnConfig) -> tuple[ChurnModel, list[Candidate]]:
+    """Fit every family, keep the best on validation PR-AUC, calibrate it, pick the threshold."""
+    features = ChurnFeatures(engineered=config.engineered_features).fit(parts["train"])
+    X, y = features.transform(parts["train"]), labels(parts["train"])
+    Xv, yv = features.transform(parts["val"]), labels(parts["val"])
+    candidates = []
+    for family in config.families:
+        logger.info("fitting %s on %d rows", family, len(X))
+        if family == "logistic":
+            scorer = fit_logistic(X, y, config)
+            score = average_precision_score(yv, scorer.margin(Xv))
+            candidates.append(Candidate("logistic", scorer, score))
+        elif family == "xgboost":
+            candidates.append(search_xgboost(X, y, Xv, yv, config))
+        else:
+            candidates.append(search_lightgbm(X, y, Xv, yv, config))
+        logger.info("%s: validation PR-AUC %.4f", family, candidates[-1].val_pr_auc)
+    winner = max(candidates, key=lambda c: c.val_pr_auc)
+
+    Xc, yc = features.transform(parts["calibration"]), labels(parts["calibration"])
+    calibrator = Calibrator(config.calibration).fit(winner.scorer.margin(Xc), yc)
+    threshold = choose_threshold(
+        yc,
+        calibrator.transform(winner.scorer.margin(Xc)),
+        cost_missed=config.cost_missed_churner,
+        cost_offer=config.cost_retention_offer,
+    )
+    model = ChurnModel(features, winner.family, winner.scorer, calibrator, threshold)
+    return model, candidates
+
+
+def run(data: Path, config: ChurnConfig, settings: Settings) -> Path:
+    """Train on a Telco CSV/Parquet file and publish an artifact; returns its directory.
+
+    A failure anywhere before publishing leaves the store exactly as it was.
+    """
+    from churn.evaluate import evaluate, write_model_card  # matplotlib only when training
+
+    logger.info("loading %s", data)
+    df = load_customers(data, require_label=True)
+    parts = split(df, config)
+    model, candidates = fit(parts, config)
+    store = ArtifactStore(settings.artifacts_root, "churn")
+    with store.create() as draft:
+        model.save(draft.path / MODEL_DIR)
+        logger.info("evaluating %s on %d test rows", model.family, len(parts["test"]))
+        test_metrics = evaluate(model, parts["test"], config, draft.path)
+        metrics = {
+            "validation": {c.family: {"pr_auc": c.val_pr_auc} for c in candidates},
+            "test": test_metrics,
+        }
+        draft.info.update(
+            data_fingerprint=fingerprint(df),
+            seed=config.seed,
+            config=config.model_dump(mode="json"),
+            package_versions=package_versions(MODEL_LIBRARIES),
+            input_schema=CustomerRecord.model_json_schema(),
+            output_schema=ChurnPrediction.model_json_schema(),
+            metrics=metrics,
+            extra={
+                "family": model.family,
+                "threshold": model.threshold,
+                "candidates": [
+                    {"family": c.family, "val_pr_auc": c.val_pr_auc, "params": c.params}
+                    for c in candidates
+                ],
+                "rows": {name: len(part) for name, part in parts.items()},
+                "data_path": str(data),
+                "data_schema": TELCO_SCHEMA.to_dict(),
+            },
+        )
+        write_model_card(draft, model, metrics, config)
+    assert draft.final_path is not None
+    _track(draft.final_path, draft.version, config, metrics, settings)
+    return draft.final_path
+
+
+def _track(
+    path: Path, version: str, config: ChurnConfig, metrics: dict[str, Any], settings: Settings
+) -> None:
+    """Log the published run to MLflow; any failure only warns (see common.tracking)."""
+    with Tracker(
+        settings.resolved_tracking_uri(),
+        "churn",
+        enabled=settings.tracking,
+        artifact_location=settings.artifacts_root / "mlruns",
+        run_name=version,
+    ) as tracker:
+        tracker.set_tags({"artifact_version": version, "artifact_dir": str(path)})
+        tracker.log_params(config.model_dump(mode="json"))
+        tracker.log_metrics(metrics)
+        tracker.log_artifacts(path, "artifact")
