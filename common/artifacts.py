@@ -4,7 +4,8 @@ Layout: `<root>/<project>/<version>/` holds whatever the project saves (model in
 native format, fitted preprocessing, plots, model card) plus `manifest.json`: provenance (git
 commit, data fingerprint, config, seed, package versions), input/output schemas, metrics and the
 sha256 of every file. `<root>/<project>/aliases.json` maps names such as `latest` and
-`production` to versions.
+`production` to versions; updates to it take a file lock, so a `train` and a `promote` running
+at once cannot undo each other's alias.
 
 Publishing is atomic: files are written into a hidden staging folder and renamed into place only
 when the manifest is complete, so a crash or a failed run never leaves half an artifact and never
@@ -13,6 +14,7 @@ moves an alias. Loading verifies the checksums, so a corrupted or edited artifac
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib
 import json
@@ -28,11 +30,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from common.errors import ArtifactError
+from common.etl import atomic_write
 
 MANIFEST = "manifest.json"
+# The manifest holds every other file's checksum; this file holds the manifest's own, so an
+# edited or truncated manifest (say, a hand-raised metric) is refused like any other file.
+MANIFEST_SHA = "manifest.sha256"
 ALIASES = "aliases.json"
 # Bumped when the layout or manifest changes in a way old code cannot read.
 FORMAT_VERSION = 1
@@ -40,6 +46,9 @@ FORMAT_VERSION = 1
 
 class Manifest(BaseModel):
     """What `manifest.json` holds. `metrics` is nested by split: {"test": {"roc_auc": 0.84}}."""
+
+    # A misspelt field in Draft.info would otherwise vanish silently from the manifest.
+    model_config = ConfigDict(extra="forbid")
 
     format_version: int
     project: str
@@ -110,12 +119,6 @@ def package_versions(modules: Iterable[str]) -> dict[str, str]:
     return versions
 
 
-def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-
-
 class ArtifactStore:
     """The artifacts of one project under one root."""
 
@@ -161,6 +164,7 @@ class ArtifactStore:
             **draft.info,
         )
         (draft.path / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n")
+        (draft.path / MANIFEST_SHA).write_text(sha256_file(draft.path / MANIFEST) + "\n")
         final = self.project_dir / draft.version
         os.rename(draft.path, final)  # atomic on one filesystem
         self.set_alias("latest", draft.version)
@@ -180,7 +184,12 @@ class ArtifactStore:
     def set_alias(self, alias: str, version: str) -> None:
         if not (self.project_dir / version / MANIFEST).exists():
             raise ArtifactError(f"{self.project}: no version {version!r} to alias as {alias!r}")
-        _write_json_atomic(self.project_dir / ALIASES, {**self.aliases(), alias: version})
+        # Read-modify-write under an exclusive lock (POSIX flock; released when the file closes).
+        with open(self.project_dir / ".aliases.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            aliases = {**self.aliases(), alias: version}
+            with atomic_write(self.project_dir / ALIASES) as tmp:
+                tmp.write_text(json.dumps(aliases, indent=2) + "\n")
 
     def versions(self) -> list[str]:
         """Published versions, oldest first (version names sort by creation time)."""
@@ -219,7 +228,7 @@ class ArtifactStore:
         failures = [
             f"{name} = {manifest.metric(name):.4f} < {minimum}"
             for name, minimum in (gate or {}).items()
-            if manifest.metric(name) < minimum
+            if not manifest.metric(name) >= minimum  # written so that NaN fails the gate
         ]
         if failures:
             raise ArtifactError(
@@ -233,6 +242,14 @@ class ArtifactStore:
 def read_manifest(path: Path, *, project: str | None = None, verify: bool = True) -> Manifest:
     """Read and check an artifact's manifest; with `verify`, check every file's sha256 too."""
     path = Path(path)
+    if verify and (path / MANIFEST).is_file():
+        recorded = (
+            (path / MANIFEST_SHA).read_text().strip() if (path / MANIFEST_SHA).is_file() else ""
+        )
+        if recorded != sha256_file(path / MANIFEST):
+            raise ArtifactError(
+                f"{path}: artifact is corrupted: {MANIFEST} does not match {MANIFEST_SHA}"
+            )
     try:
         manifest = Manifest.model_validate_json((path / MANIFEST).read_text())
     except FileNotFoundError as exc:

@@ -42,5 +42,5 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(EXIT_USER_ERROR) from None
     except ValidationError as exc:
         details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        typer.echo(f"error: invalid options: {details}", err=True)
+        typer.echo(f"error: invalid settings or options: {details}", err=True)
         raise typer.Exit(EXIT_USER_ERROR) from None

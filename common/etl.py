@@ -8,8 +8,10 @@ functions of a frame and a seed, so the same data and seed give the same rows in
 from __future__ import annotations
 
 import hashlib
+import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -46,19 +48,32 @@ def load_table(path: str | Path, schema: TableSchema, **kwargs: object) -> pd.Da
     return validate(read_table(path), schema, source=str(path), **kwargs)  # type: ignore[arg-type]
 
 
-def write_table(df: pd.DataFrame, path: str | Path) -> Path:
-    """Write CSV or Parquet by suffix, atomically: a crash never leaves half a file behind."""
+@contextmanager
+def atomic_write(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
+
+    Readers see the old file or the complete new one, never half of one; on failure the
+    temporary file is removed. The name is unique, so concurrent writers never collide, and it
+    keeps the suffix, so code that goes by suffix (read_table) can read it before the rename.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # unique: writers never collide
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp{path.suffix}")
     try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_table(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write CSV or Parquet by suffix, atomically."""
+    path = Path(path)
+    with atomic_write(path) as tmp:
         if path.suffix.lower() == ".csv":
             df.to_csv(tmp, index=False)
         else:
             df.to_parquet(tmp, index=False)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -68,15 +83,6 @@ def fingerprint(df: pd.DataFrame) -> str:
     digest.update("\x1f".join(map(str, df.columns)).encode())
     row_hashes = pd.util.hash_pandas_object(df, index=False).to_numpy()
     digest.update(row_hashes.tobytes())
-    return digest.hexdigest()
-
-
-def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
-    """The sha256 of a file's bytes, read in chunks so any size fits in memory."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(chunk_bytes):
-            digest.update(chunk)
     return digest.hexdigest()
 
 

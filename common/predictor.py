@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Generic, Self, TypeVar
 from pydantic import BaseModel
 
 from common.artifacts import ArtifactStore, Manifest
-from common.settings import Settings
+from common.settings import Settings, get_settings
 
 InputT = TypeVar("InputT", bound=BaseModel)
 OutputT = TypeVar("OutputT", bound=BaseModel)
@@ -44,7 +44,7 @@ class Predictor(ABC, Generic[InputT, OutputT]):
     @classmethod
     def from_store(cls, ref: str | Path = "latest", settings: Settings | None = None) -> Self:
         """Load by alias, version or path from the store under `settings.artifacts_root`."""
-        root = (settings or Settings()).artifacts_root
+        root = (settings or get_settings()).artifacts_root
         return cls.from_artifact(ArtifactStore(root, cls.project).resolve(ref))
 
     @abstractmethod

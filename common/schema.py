@@ -215,10 +215,8 @@ def validate(
         else:
             values = _blank_to_na(raw.astype("string"))
         if not column.nullable:
-            # Values already reported as bad are not reported again as missing.
-            reported = {r for p in problems if p.column == column.name for r in p.rows}
             absent = _blank_to_na(raw).isna().to_numpy()
-            if absent.any() and not reported.intersection(np.flatnonzero(absent) + 1):
+            if absent.any():
                 problems.append(_problem(column.name, "has missing values", absent, raw))
         out[column.name] = values
 

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
             return self.tracking_uri
         return f"sqlite:///{(self.artifacts_root / 'mlflow.db').resolve()}"
 
+    def tracking_artifact_location(self) -> Path | None:
+        """Where new MLflow experiments keep run files: beside the embedded database, or, for a
+        configured tracking server, wherever that server decides (None)."""
+        return None if self.tracking_uri else self.artifacts_root / "mlruns"
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -21,12 +21,14 @@ from common.artifacts import (
     ALIASES,
     FORMAT_VERSION,
     MANIFEST,
+    MANIFEST_SHA,
     ArtifactStore,
     Manifest,
     check_compatible,
     git_commit,
     package_versions,
     read_manifest,
+    sha256_file,
 )
 from common.errors import ArtifactError, UserError
 
@@ -38,9 +40,11 @@ def sha256(path: Path) -> str:
 
 
 def edit_manifest(path: Path, **changes: object) -> None:
+    """Rewrite the manifest *and* its checksum, as a genuine artifact of that content would be."""
     data = json.loads((path / MANIFEST).read_text())
     data.update(changes)
     (path / MANIFEST).write_text(json.dumps(data))
+    (path / MANIFEST_SHA).write_text(sha256_file(path / MANIFEST))
 
 
 def fake_manifest(**fields: object) -> Manifest:
@@ -193,8 +197,24 @@ def test_load_refuses_a_corrupted_manifest(
     final = publish()
     (final / MANIFEST).write_text(garbage)
 
+    with pytest.raises(ArtifactError, match=r"corrupted: manifest\.json does not match"):
+        store.load(final)
+    # Even with a matching checksum, a manifest that does not parse is refused by name.
+    (final / MANIFEST_SHA).write_text(sha256_file(final / MANIFEST))
     with pytest.raises(ArtifactError, match=r"manifest\.json is corrupted"):
         store.load(final)
+
+
+def test_load_refuses_a_hand_edited_metric(store: ArtifactStore, publish: Publish) -> None:
+    final = publish()
+    text = (final / MANIFEST).read_text()
+    data = json.loads(text)
+    data["metrics"] = {"test": {"roc_auc": 0.99}}
+    (final / MANIFEST).write_text(json.dumps(data))
+
+    with pytest.raises(ArtifactError, match=r"manifest\.json does not match manifest\.sha256"):
+        store.promote(final, gate={"test.roc_auc": 0.9})
+    assert "production" not in store.aliases()
 
 
 def test_read_manifest_of_a_folder_without_one(tmp_path: Path) -> None:
@@ -358,13 +378,19 @@ def test_check_compatible_accepts_the_same_major_version() -> None:
     major = np.__version__.split(".")[0]
     manifest = fake_manifest(package_versions={"numpy": f"{major}.0.0"})
 
-    check_compatible(manifest, ["numpy"])
+    try:
+        check_compatible(manifest, ["numpy"])
+    except ArtifactError as exc:
+        pytest.fail(f"refused an artifact saved with the same major version: {exc}")
 
 
 def test_check_compatible_ignores_libraries_not_recorded_or_not_installed() -> None:
     manifest = fake_manifest(package_versions={"not_a_real_module_xyz": "9.0"})
 
-    check_compatible(manifest, ["numpy", "not_a_real_module_xyz"])
+    try:
+        check_compatible(manifest, ["numpy", "not_a_real_module_xyz"])
+    except ArtifactError as exc:
+        pytest.fail(f"refused over a library it cannot compare: {exc}")
 
 
 def test_check_compatible_with_a_generator_of_modules() -> None:
@@ -424,3 +450,36 @@ def test_versions_published_in_the_same_second_sort_oldest_first(
     created = [publish(f"v{i}").name for i in range(3)]
 
     assert store.versions() == created
+
+
+def test_gate_refuses_a_nan_metric(store: ArtifactStore, publish: Publish) -> None:
+    # NaN is written to JSON as null, which reads back as no number at all: refused either way.
+    final = publish(metrics={"test": {"roc_auc": float("nan")}})
+    with pytest.raises(ArtifactError, match=r"'test\.roc_auc' is not a number"):
+        store.promote(final, gate={"test.roc_auc": 0.5})
+    assert "production" not in store.aliases()
+
+
+def _set_aliases(root: str, prefix: str, version: str, n: int) -> None:
+    store = ArtifactStore(Path(root), "toy")
+    for i in range(n):
+        store.set_alias(f"{prefix}{i}", version)
+
+
+def test_concurrent_alias_updates_lose_nothing(store: ArtifactStore, publish: Publish) -> None:
+    """Two processes updating aliases at once (a train and a promote) keep each other's work."""
+    import multiprocessing
+
+    version = publish().name
+    ctx = multiprocessing.get_context("spawn")
+    workers = [
+        ctx.Process(target=_set_aliases, args=(str(store.root), prefix, version, 40))
+        for prefix in ("a", "b")
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    aliases = store.aliases()
+    assert {f"{p}{i}" for p in "ab" for i in range(40)} <= set(aliases)

@@ -59,7 +59,7 @@ def test_validation_error_is_a_readable_invalid_options_message() -> None:
     result = run("options")
 
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: invalid options: trials: ")
+    assert result.stderr.startswith("error: invalid settings or options: trials: ")
     assert "greater than or equal to 1" in result.stderr
     assert "Traceback" not in result.output
 
@@ -89,7 +89,7 @@ def test_validation_error_lists_every_field(capsys: pytest.CaptureFixture[str]) 
         Options(trials=0)  # type: ignore[call-arg]
 
     err = capsys.readouterr().err
-    assert err.startswith("error: invalid options: ")
+    assert err.startswith("error: invalid settings or options: ")
     assert "trials: " in err
     assert "name: Field required" in err
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from itertools import pairwise
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 
 from common.errors import DataValidationError, UserError
 from common.etl import (
-    file_sha256,
+    atomic_write,
     fingerprint,
     load_table,
     read_table,
@@ -183,16 +182,19 @@ def test_fingerprint_changes_with_column_order_and_names(customers: pd.DataFrame
     assert fingerprint(customers.rename(columns={"plan": "tier"})) != fingerprint(customers)
 
 
-def test_file_sha256_matches_hashlib(tmp_path: Path) -> None:
-    path = tmp_path / "blob.bin"
-    data = bytes(range(256)) * 50
-    path.write_bytes(data)
-
-    expected = hashlib.sha256(data).hexdigest()
-    assert file_sha256(path) == expected
-    assert file_sha256(path, chunk_bytes=7) == expected  # chunking does not matter
-    path.write_bytes(data + b"!")
-    assert file_sha256(path) != expected
+def test_atomic_write_keeps_the_old_file_when_the_block_fails(tmp_path: Path) -> None:
+    path = tmp_path / "table.csv"
+    path.write_text("old")
+    with pytest.raises(RuntimeError), atomic_write(path) as tmp:
+        assert tmp.suffix == ".csv" and tmp.parent == tmp_path
+        tmp.write_text("half of the new")
+        raise RuntimeError("crash mid-write")
+    assert path.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["table.csv"]
+    with atomic_write(path) as tmp:
+        tmp.write_text("new")
+    assert path.read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["table.csv"]
 
 
 # -- splits --------------------------------------------------------------------------------------

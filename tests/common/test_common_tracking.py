@@ -205,6 +205,7 @@ def test_disabled_tracker_does_not_need_mlflow(monkeypatch: pytest.MonkeyPatch) 
     with Tracker("sqlite:///unused.db", "x", enabled=False) as tracker:
         tracker.log_params({"a": 1})
         tracker.log_metrics({"b": 1.0})
+    assert tracker.run_id is None and tracker._client is None  # nothing was started
 
 
 def test_numpy_scalar_metrics_are_logged() -> None:
