@@ -27,29 +27,33 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logg
 
 @app.command()
 def data(
-    out: Path = typer.Option(Path("data/churn/telco.csv"), help="Where to write (.csv/.parquet)."),
+    out: Path | None = typer.Option(
+        None, help="Where to write (.csv/.parquet); default: $MLP_DATA_ROOT/churn/telco.csv."
+    ),
     rows: int = typer.Option(7043, min=1, help="Customers to generate (IBM's file has 7043)."),
     seed: int = typer.Option(42, help="Generator seed."),
     shift: float = typer.Option(0.0, min=0.0, max=1.0, help="Inject drift: 0 none, 1 strong."),
     download: bool = typer.Option(False, help="Fetch IBM's real file; generate if offline."),
+    url: str | None = typer.Option(None, help="Download from here instead (a mirror, file://)."),
 ) -> None:
     """Write the Telco data set: IBM's real file with --download, else the built-in generator."""
-    from churn.data import download_telco, write_customers
-    from common.errors import UserError
+    from churn.data import TELCO_URL, DownloadError, download_telco, write_customers
 
     with user_errors():
+        out = out or get_settings().data_root / "churn" / "telco.csv"
         if download:
             try:
-                typer.echo(download_telco(out))
+                typer.echo(download_telco(out, url or TELCO_URL))
                 return
-            except UserError as exc:
-                logger.warning("%s; generating %d synthetic customers instead", exc, rows)
+            except DownloadError as exc:  # offline: fall back; a bad file is an error instead
+                logger.warning("%s", exc)
+                logger.info("generating %d synthetic customers (seed %d)", rows, seed)
         typer.echo(write_customers(out, rows, seed=seed, shift=shift))
 
 
 @app.command()
 def train(
-    data: Path = typer.Option(..., exists=False, help="Telco CSV or Parquet, real or generated."),
+    data: Path = typer.Option(..., help="Telco CSV or Parquet, real or generated."),
     trials: int | None = typer.Option(None, min=1, help="Optuna trials per boosted family."),
     cost_missed: float | None = typer.Option(None, help="Cost of a churner not contacted."),
     cost_offer: float | None = typer.Option(None, help="Cost of one retention offer."),
@@ -59,8 +63,8 @@ def train(
     from churn.config import ChurnConfig
     from churn.train import run
 
-    settings = get_settings()
     with user_errors():
+        settings = get_settings()
         overrides = {
             "n_trials": trials,
             "cost_missed_churner": cost_missed,
@@ -86,8 +90,8 @@ def evaluate(
     from churn.evaluate import evaluate_artifact
     from common.artifacts import ArtifactStore
 
-    settings = get_settings()
     with user_errors():
+        settings = get_settings()
         path = ArtifactStore(settings.artifacts_root, "churn").resolve(model)
         out = evaluate_artifact(path, data, settings)
     typer.echo(out.resolve())
@@ -104,9 +108,8 @@ def promote(
     """Point an alias (default `production`) at a model that passes the metric gate."""
     from common.artifacts import ArtifactStore
 
-    settings = get_settings()
     with user_errors():
-        store = ArtifactStore(settings.artifacts_root, "churn")
+        store = ArtifactStore(get_settings().artifacts_root, "churn")
         _, manifest = store.load(model)
         gate = min_roc_auc if min_roc_auc is not None else manifest.config["promote_min_roc_auc"]
         promoted = store.promote(model, alias=alias, gate={"test.roc_auc": gate})

@@ -9,7 +9,6 @@ offer / missed; `choose_threshold` finds it on data rather than trusting the for
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Literal, Self
 
 import numpy as np
@@ -20,12 +19,14 @@ from sklearn.linear_model import LogisticRegression
 Method = Literal["sigmoid", "isotonic"]
 
 
-@dataclass
 class Calibrator:
-    """Maps log-odds margins to calibrated probabilities (Platt scaling or isotonic)."""
+    """Maps log-odds margins to calibrated probabilities (Platt scaling or isotonic).
 
-    method: Method = "sigmoid"
-    params_: dict[str, Any] = field(default_factory=dict)
+    Follows the scikit-learn contract: the constructor stores the method, `fit` learns `params_`.
+    """
+
+    def __init__(self, method: Method = "sigmoid") -> None:
+        self.method = method
 
     def fit(self, margin: np.ndarray, y: np.ndarray) -> Self:
         margin = np.asarray(margin, dtype=np.float64)
@@ -50,7 +51,9 @@ class Calibrator:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Calibrator:
-        return cls(method=data["method"], params_=dict(data["params"]))
+        calibrator = cls(method=data["method"])
+        calibrator.params_ = dict(data["params"])
+        return calibrator
 
 
 def cost_curve(

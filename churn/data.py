@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import shutil
 import urllib.request
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +24,10 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from churn.config import ChurnConfig
 from churn.schema import ADDONS, KEY, LABEL, TELCO_SCHEMA
-from common.errors import UserError
-from common.etl import read_table
+from common.errors import TrainingError, UserError
+from common.etl import TABLE_SUFFIXES, atomic_write, read_table, stratified_split
 from common.schema import Column, require_columns, validate
 
 TELCO_URL = (
@@ -229,10 +229,8 @@ def write_customers(
         raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in (".csv", ".parquet", ".pq"):
+    if suffix not in TABLE_SUFFIXES:
         raise UserError(f"{path}: unsupported file type {suffix!r} (use .csv or .parquet)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # unique: writers never collide
     chunks = (
         generate_customers(min(chunk_rows, n_rows - start), seed, shift=shift, start_index=start)
         for start in range(0, n_rows, chunk_rows)
@@ -241,25 +239,20 @@ def write_customers(
     # Every chunk has the same dtypes, so a one-row frame gives the schema of them all.
     schema = _to_arrow(generate_customers(1, seed), csv).schema
     bar = tqdm(total=n_rows, unit="rows", unit_scale=True, desc=path.name, disable=not progress)
-    try:
-        with open(tmp, "wb") as fh:
-            if csv:
-                # Arrow writes ~10x faster than DataFrame.to_csv, and prints cent-rounded floats
-                # in their shortest form (42.3, 1889.5) as IBM's file does. No value holds a
-                # comma, so nothing is quoted (Arrow would refuse rather than break a row).
-                fh.write((",".join(schema.names) + "\n").encode())
-                options = pacsv.WriteOptions(include_header=False, quoting_style="none")
-                writer = pacsv.CSVWriter(fh, schema, write_options=options)
-            else:
-                writer = pq.ParquetWriter(fh, schema)  # one row group per chunk
-            with writer:
-                for chunk in chunks:
-                    writer.write_table(_to_arrow(chunk, csv))
-                    bar.update(len(chunk))
-        tmp.replace(path)
-    finally:
-        bar.close()
-        tmp.unlink(missing_ok=True)
+    with bar, atomic_write(path) as tmp, open(tmp, "wb") as fh:
+        if csv:
+            # Arrow writes ~10x faster than DataFrame.to_csv, and prints cent-rounded floats in
+            # their shortest form (42.3, 1889.5) as IBM's file does. No value holds a comma, so
+            # nothing is quoted (Arrow would refuse rather than break a row).
+            fh.write((",".join(schema.names) + "\n").encode())
+            options = pacsv.WriteOptions(include_header=False, quoting_style="none")
+            writer = pacsv.CSVWriter(fh, schema, write_options=options)
+        else:
+            writer = pq.ParquetWriter(fh, schema)  # one row group per chunk
+        with writer:
+            for chunk in chunks:
+                writer.write_table(_to_arrow(chunk, csv))
+                bar.update(len(chunk))
     return path
 
 
@@ -276,26 +269,56 @@ def load_customers(path: str | Path, *, require_label: bool = True) -> pd.DataFr
     return validate(df, TELCO_SCHEMA, source=source)
 
 
+class DownloadError(UserError):
+    """The file could not be fetched (offline, blocked, timed out): the one case to fall back."""
+
+
 def download_telco(dest: str | Path, url: str = TELCO_URL, timeout: float = 15.0) -> Path:
     """Download IBM's Telco churn CSV to `dest`, keeping it only if it validates."""
     dest = Path(dest)
     if dest.suffix.lower() != ".csv":
         raise UserError(f"{dest}: the Telco download is a CSV file; give a .csv destination")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    # Unique, so concurrent downloads never collide; .csv, because read_table goes by suffix.
-    tmp = dest.with_name(f".{dest.stem}.{uuid.uuid4().hex}.download.csv")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as fh:
-            shutil.copyfileobj(response, fh)
-        load_customers(tmp)  # refuses e.g. an HTML error page served with status 200
-        tmp.replace(dest)
+        with atomic_write(dest) as tmp:
+            with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as fh:
+                shutil.copyfileobj(response, fh)
+            load_customers(tmp)  # refuses e.g. an HTML error page served with status 200
     except UserError as exc:
         raise UserError(f"{url} did not return the Telco churn table, not saved:\n{exc}") from exc
     except (OSError, ValueError) as exc:  # URLError, HTTPError, timeouts; ValueError: bad URL
-        raise UserError(
+        raise DownloadError(
             f"downloading {url} failed ({exc}); `python -m churn data` without --download "
             "generates the built-in data instead"
         ) from exc
-    finally:
-        tmp.unlink(missing_ok=True)
     return dest
+
+
+def labels(df: pd.DataFrame) -> np.ndarray:
+    """The label as 0/1 integers (1 = churned)."""
+    return (df[LABEL] == "Yes").to_numpy(dtype=np.int32)
+
+
+def require_both_classes(df: pd.DataFrame, what: str = "the data") -> None:
+    """Refuse labels with a single class: no model can be trained or scored on them."""
+    counts = df[LABEL].value_counts()
+    present = counts[counts > 0]
+    if len(present) < 2:
+        only = repr(present.index[0]) if len(present) else "none"
+        raise TrainingError(
+            f"column '{LABEL}' of {what} has only one class ({only} in all {len(df)} rows); "
+            "churn models are trained and scored on both churners and non-churners"
+        )
+
+
+def split(df: pd.DataFrame, config: ChurnConfig) -> dict[str, pd.DataFrame]:
+    """Stratified train/val/calibration/test splits, seeded; each must hold both classes."""
+    require_both_classes(df)
+    parts = stratified_split(df, LABEL, config.fractions, config.seed)
+    for name, part in parts.items():
+        if part[LABEL].nunique() < 2:
+            rarer = int(df[LABEL].value_counts().min())
+            raise TrainingError(
+                f"the {name} split ({len(part)} rows) holds one class only: {len(df)} rows "
+                f"with {rarer} of the rarer class are too few to train on"
+            )
+    return parts

@@ -29,10 +29,9 @@ from sklearn.metrics import (
 
 from churn.calibration import cost_curve
 from churn.config import ChurnConfig
-from churn.data import load_customers
-from churn.model import ChurnModel
-from churn.schema import KEY, LABEL
-from common.artifacts import Draft
+from churn.data import labels, load_customers, require_both_classes, split
+from churn.model import ChurnModel, ChurnPredictor
+from churn.schema import KEY
 from common.errors import UserError
 from common.etl import fingerprint
 from common.settings import Settings
@@ -68,7 +67,7 @@ def metrics_at(y: np.ndarray, p: np.ndarray, threshold: float, config: ChurnConf
 
 def evaluate(model: ChurnModel, df: pd.DataFrame, config: ChurnConfig, out: Path) -> dict:
     """Metrics, plots and explanations of `model` on labelled rows `df`, written under `out`."""
-    y = (df[LABEL] == "Yes").to_numpy(dtype=np.int32)
+    y = labels(df)
     p = model.predict_proba(df)
     metrics = metrics_at(y, p, model.threshold, config)
     (out / "plots").mkdir(parents=True, exist_ok=True)
@@ -159,16 +158,26 @@ def _finish(
     fig.savefig(path)
 
 
-def write_model_card(draft: Draft, model: ChurnModel, metrics: dict, config: ChurnConfig) -> None:
-    """A Markdown model card: what the model is, how good, for what, and its limits."""
+def write_model_card(
+    out: Path,
+    version: str,
+    model: ChurnModel,
+    metrics: dict,
+    config: ChurnConfig,
+    *,
+    rows: dict[str, int],
+    candidates: list[dict[str, Any]],
+    data_fingerprint: str,
+) -> None:
+    """A Markdown model card in `out` (after `evaluate` wrote its explanations there)."""
     test = metrics["test"]
-    rows = draft.info["extra"]["rows"]
-    candidates = "\n".join(
-        f"| {c['family']} | {c['val_pr_auc']:.4f} |" for c in draft.info["extra"]["candidates"]
+    table = "\n".join(
+        f"| {c['family']} | {c['val_pr_auc']:.4f} | {c['calibration_pr_auc']:.4f} |"
+        for c in candidates
     )
-    top = pd.read_csv(draft.path / "explanations" / "importance.csv").head(5)
+    top = pd.read_csv(out / "explanations" / "importance.csv").head(5)
     drivers = ", ".join(top["feature"])
-    card = f"""# Churn model {draft.version}
+    card = f"""# Churn model {version}
 
 **Model:** {model.family}, {model.calibrator.method}-calibrated, decision threshold
 {model.threshold:.2f} (chosen on the calibration split to minimise cost with a missed churner at
@@ -179,7 +188,7 @@ team can decide whom to contact. Not for pricing, credit or any decision about a
 without human review.
 
 **Data:** {sum(rows.values())} customers in the IBM Telco schema (fingerprint
-`{str(draft.info["data_fingerprint"])[:16]}`), split stratified: {rows}.
+`{data_fingerprint[:16]}`), split stratified: {", ".join(f"{k} {v}" for k, v in rows.items())}.
 
 ## Test metrics ({test["n_rows"]} customers, churn rate {test["base_rate"]:.1%})
 
@@ -196,11 +205,15 @@ without human review.
 
 Confusion at the threshold: {test["confusion"]}.
 
-## Model selection (validation PR-AUC)
+## Model selection
 
-| family | PR-AUC |
-|---|---|
-{candidates}
+The winner has the best validation PR-AUC. For the boosted families that figure is the best of
+{config.n_trials} search trials on the validation split, so it is optimistic; the calibration
+split, which no search saw, gives a fair second opinion.
+
+| family | validation PR-AUC | calibration-split PR-AUC |
+|---|---|---|
+{table}
 
 ## Explanations
 
@@ -217,7 +230,7 @@ split are in `explanations/test_contributions.csv`; plots in `plots/`.
 - Gender and senior-citizen status are inputs of the public schema; check that decisions do not
   differ unfairly across them before use.
 """
-    (draft.path / "model_card.md").write_text(card)
+    (out / "model_card.md").write_text(card)
 
 
 def evaluate_artifact(path: Path, data: Path | None, settings: Settings) -> Path:
@@ -226,9 +239,6 @@ def evaluate_artifact(path: Path, data: Path | None, settings: Settings) -> Path
     Without `data`, the model's own test split is rebuilt from the file it was trained on, with
     the seed in its manifest, and refused if that file changed since (its fingerprint differs).
     """
-    from churn.model import ChurnPredictor
-    from churn.train import split
-
     predictor = ChurnPredictor.from_artifact(path)
     manifest = predictor.manifest
     config = ChurnConfig(**manifest.config)
@@ -243,6 +253,7 @@ def evaluate_artifact(path: Path, data: Path | None, settings: Settings) -> Path
         df = split(df, config)["test"]
     else:
         df = load_customers(data)
+        require_both_classes(df, what=str(data))
     out = (
         settings.artifacts_root / "reports" / "churn" / f"{manifest.version}-{fingerprint(df)[:12]}"
     )

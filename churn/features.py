@@ -3,7 +3,7 @@
 Two layers: `engineer` is a pure function adding features that help (average charge per month,
 recent price change, number of services); `ChurnFeatures` is the fitted part, following the
 scikit-learn contract. It is fitted on the training split only, learns which category levels
-exist and the medians used to fill gaps, and saves itself as JSON, so the exact preprocessing
+exist there and so the column layout, and saves itself as JSON, so the exact preprocessing
 travels inside the artifact and serving never re-implements it.
 
 Every output column remembers its *source* (e.g. "Contract=Month-to-month" comes from
@@ -60,9 +60,7 @@ class ChurnFeatures(TransformerMixin, BaseEstimator):
         self.engineered = engineered
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> Self:
-        numeric = engineer(X)
         self.numeric_ = list(NUMERIC) + (list(ENGINEERED) if self.engineered else [])
-        self.medians_ = {c: float(numeric[c].median()) for c in self.numeric_}
         # Levels in the schema's order, keeping only those seen in training: a level the model
         # never saw carries no information, and an all-zero group is how it is scored.
         self.categories_ = {
@@ -83,7 +81,9 @@ class ChurnFeatures(TransformerMixin, BaseEstimator):
         self.n_features_out_ = len(names)
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
-        numeric = engineer(X)[self.numeric_].fillna(self.medians_)
+        # No imputation step: validation refuses missing numbers, and `engineer` fills the one
+        # gap the schema allows (TotalCharges of first-month customers) with its true value.
+        numeric = engineer(X)[self.numeric_]
         blocks = [numeric.to_numpy(dtype=np.float32)]
         for column, levels in self.categories_.items():
             # Integer codes against the fitted levels (-1 for anything else), then one-hot by
@@ -104,7 +104,6 @@ class ChurnFeatures(TransformerMixin, BaseEstimator):
         return {
             "engineered": self.engineered,
             "numeric": self.numeric_,
-            "medians": self.medians_,
             "categories": self.categories_,
         }
 
@@ -112,7 +111,6 @@ class ChurnFeatures(TransformerMixin, BaseEstimator):
     def from_dict(cls, data: dict[str, Any]) -> ChurnFeatures:
         features = cls(engineered=data["engineered"])
         features.numeric_ = list(data["numeric"])
-        features.medians_ = {k: float(v) for k, v in data["medians"].items()}
         features.categories_ = {k: list(v) for k, v in data["categories"].items()}
         features._set_layout()
         return features

@@ -24,6 +24,7 @@ import xgboost as xgb
 from pydantic import BaseModel
 
 from churn.calibration import Calibrator
+from churn.config import Family
 from churn.features import ChurnFeatures, engineer
 from churn.schema import KEY, LABEL, TELCO_SCHEMA
 from common.artifacts import check_compatible, read_manifest
@@ -31,7 +32,6 @@ from common.errors import ArtifactError
 from common.predictor import Predictor
 from common.schema import record_model
 
-Family = Literal["logistic", "xgboost", "lightgbm"]
 MODEL_DIR = "model"
 
 
@@ -225,25 +225,22 @@ class ChurnPredictor(Predictor[BaseModel, ChurnPrediction]):
         """Probability, decision, band and top reasons for validated rows, in order."""
         probability = self.model.predict_proba(df)
         contributions = self.explain(df).drop(columns="bias")
+        names = contributions.columns.to_numpy()
         # Reason values as the model saw them: engineered columns (TotalCharges filled for new
         # customers) replace the raw ones of the same name.
         engineered = engineer(df)
         values = pd.concat(
             [df.drop(columns=[LABEL, *engineered.columns], errors="ignore"), engineered], axis=1
-        )
-        top = np.argsort(-np.abs(contributions.to_numpy()), axis=1)[:, : self.n_reasons]
-        names = contributions.columns.to_numpy()
+        )[names].to_numpy(dtype=object)
+        phi = contributions.to_numpy()
+        top = np.argsort(-np.abs(phi), axis=1)[:, : self.n_reasons]  # (rows, n_reasons)
+        top_phi = np.take_along_axis(phi, top, axis=1)
+        top_values = np.take_along_axis(values, top, axis=1)
         reasons = [
-            [
-                Reason(
-                    feature=names[j],
-                    value=_plain(values.iloc[i][names[j]]),
-                    contribution=float(contributions.iat[i, j]),
-                )
-                for j in row
-            ]
-            for i, row in enumerate(top)
-        ]
+            [Reason(feature=names[j], value=_plain(v), contribution=float(c))
+             for j, v, c in zip(cols, vals, cs, strict=True)]
+            for cols, vals, cs in zip(top, top_values, top_phi, strict=True)
+        ]  # fmt: skip
         threshold = self.model.threshold
         return pd.DataFrame(
             {

@@ -33,6 +33,8 @@ class Candidate:
     scorer: Scorer
     val_pr_auc: float
     params: dict[str, Any] = field(default_factory=dict)
+    #: PR-AUC on the calibration split, which no search has seen (set after selection).
+    holdout_pr_auc: float | None = None
 
 
 def _threads(config: ChurnConfig, n_rows: int) -> int:

@@ -186,3 +186,38 @@ def test_invalid_options_are_explained(tmp_path: Path, settings, telco_csv: Path
 def test_unknown_model_reference(settings) -> None:
     result = invoke("evaluate", "v-does-not-exist")
     assert result.exit_code == 2 and "no artifact 'v-does-not-exist'" in result.stderr
+
+
+def test_a_bad_setting_is_a_clear_error(settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from common.settings import get_settings
+
+    monkeypatch.setenv("MLP_SEED", "abc")
+    get_settings.cache_clear()
+    result = invoke("promote", "latest")
+    assert result.exit_code == 2
+    assert "invalid settings or options: seed" in result.stderr
+
+
+def test_download_falls_back_to_generated_data_only_when_offline(tmp_path: Path, settings) -> None:
+    out = tmp_path / "telco.csv"
+    unreachable = (tmp_path / "nowhere.csv").as_uri()
+    result = invoke("data", "--download", "--url", unreachable, "--out", out, "--rows", 1000)
+    assert result.exit_code == 0, result.output
+    assert "failed" in result.stderr and "generating 1000 synthetic customers" in result.stderr
+    assert len(pd.read_csv(out)) == 1000
+
+
+def test_download_of_something_that_is_not_the_table_is_an_error(tmp_path: Path, settings) -> None:
+    page = tmp_path / "page.csv"
+    page.write_text("<html><body>Rate limited</body></html>\n")
+    out = tmp_path / "telco.csv"
+    result = invoke("data", "--download", "--url", page.as_uri(), "--out", out)
+    assert result.exit_code == 2
+    assert "did not return the Telco churn table" in result.stderr
+    assert not out.exists()  # and nothing generated in its place
+
+
+def test_data_defaults_to_the_data_root(settings) -> None:
+    result = invoke("data", "--rows", 1000)
+    assert result.exit_code == 0, result.output
+    assert Path(result.stdout.strip()) == settings.data_root / "churn" / "telco.csv"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -71,17 +70,23 @@ def test_re_evaluation_on_a_holdout_file(trained_artifact: Path, tmp_path: Path)
     assert metrics["n_rows"] == 2000 and 0.75 < metrics["roc_auc"] < 0.92
 
 
-def test_re_evaluation_refuses_changed_training_data(
-    trained_artifact: Path, tmp_path: Path
-) -> None:
-    import json
+def test_re_evaluation_refuses_changed_training_data(telco_frame, tmp_path: Path) -> None:
+    """The test split cannot be rebuilt from a file that changed after training."""
+    from churn.train import run
 
-    from churn.data import write_customers
-
-    copy = Path(shutil.copytree(trained_artifact, tmp_path / "copy"))
-    manifest = json.loads((copy / "manifest.json").read_text())
-    other = write_customers(tmp_path / "other.csv", 500, seed=1, progress=False)
-    manifest["extra"]["data_path"] = str(other)
-    (copy / "manifest.json").write_text(json.dumps(manifest))  # the manifest is not checksummed
+    data = tmp_path / "telco.csv"
+    telco_frame.head(3000).to_csv(data, index=False)
+    settings = Settings(artifacts_root=tmp_path / "artifacts", tracking=False)
+    path = run(data, ChurnConfig(n_trials=1, families=("logistic",)), settings)
+    telco_frame.head(2999).to_csv(data, index=False)  # one customer fewer
     with pytest.raises(UserError, match=r"changed since model .* was trained"):
-        evaluate_artifact(copy, None, Settings(artifacts_root=tmp_path))
+        evaluate_artifact(path, None, settings)
+
+
+def test_re_evaluation_refuses_a_single_class_holdout(
+    trained_artifact: Path, telco_frame, tmp_path: Path
+) -> None:
+    holdout = tmp_path / "stayers.csv"
+    telco_frame[telco_frame["Churn"] == "No"].head(300).to_csv(holdout, index=False)
+    with pytest.raises(UserError, match="only one class \\('No'"):
+        evaluate_artifact(trained_artifact, holdout, Settings(artifacts_root=tmp_path))

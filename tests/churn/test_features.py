@@ -45,7 +45,6 @@ def test_fit_learns_only_from_the_rows_it_is_given(customers: pd.DataFrame) -> N
     dsl_only = customers[customers["InternetService"] == "DSL"]
     features = ChurnFeatures().fit(dsl_only)
     assert features.categories_["InternetService"] == ["DSL"]
-    assert features.medians_["tenure"] == pytest.approx(dsl_only["tenure"].median())
     # Rows with a level unseen in training get an all-zero group rather than an error.
     X = features.transform(customers[customers["InternetService"] == "Fiber optic"].head(5))
     column = features.feature_names_out_.index("InternetService=DSL")
