@@ -12,9 +12,14 @@ PY := $(BIN)/python
 # uv does not read pip's configuration, so a machine-wide find-links (e.g. a local CPU-only
 # torch wheel) cannot swap in a different build than the one pinned in constraints.txt.
 UV := $(BIN)/uv
+# Touched after each install: targets that run Python depend on it, so they work on a fresh clone.
+INSTALLED := $(VENV)/.installed
 
+# The file `train-churn` uses: IBM's real one after `make data-churn` online, else generated.
 CHURN_DATA ?= data/churn/telco.csv
 CHURN_ROWS ?= 7043
+# `make demo` always trains on built-in data, in its own file, so it never overwrites the above.
+CHURN_DEMO_DATA := data/churn/telco_builtin.csv
 
 .PHONY: help install demo test test-fast lint format constraints data-churn train-churn \
         evaluate-churn promote-churn mlflow-ui clean bench-churn
@@ -28,12 +33,17 @@ $(PY):
 
 install: $(PY) ## Create .venv and install the project with pinned versions (EXTRAS=...)
 	$(UV) pip install --python $(PY) --quiet -c constraints.txt -e ".[$(EXTRAS)]"
+	@touch $(INSTALLED)
+
+$(INSTALLED): pyproject.toml constraints.txt | $(PY)
+	$(MAKE) --no-print-directory install
 
 demo: install ## Train every project on its built-in data and print where the reports are
-	$(PY) -m churn data --rows $(CHURN_ROWS) --out $(CHURN_DATA)
-	$(PY) -m churn train --data $(CHURN_DATA)
-	@echo; echo "Reports: the model card and plots are in the artifact directory printed above."
-	@echo "Experiment tracking: make mlflow-ui"
+	$(PY) -m churn data --rows $(CHURN_ROWS) --out $(CHURN_DEMO_DATA)
+	@dir=$$($(PY) -m churn train --data $(CHURN_DEMO_DATA)) && echo && \
+	  echo "churn model card: $$dir/model_card.md" && \
+	  echo "churn plots:      $$dir/plots/" && \
+	  echo "experiments:      make mlflow-ui, then http://127.0.0.1:5000"
 
 # pytest exits 5 when it collects no test (an optional group, e.g. PYTEST_ARGS="-m browser",
 # on a machine without its tool); that is not a failure, so it is reported and passed.
@@ -42,14 +52,14 @@ test: install ## Run the whole test suite (PYTEST_ARGS="-m 'not slow'" to select
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected for this selection"; exit 0; fi; \
 	exit $$rc
 
-test-fast: ## Run the tests that train nothing (no install step)
+test-fast: $(INSTALLED) ## Quick run: skip the slow end-to-end trainings, browsers and containers
 	$(PY) -m pytest -m "not slow and not browser and not container"
 
-lint: install ## Check style with ruff
+lint: $(INSTALLED) ## Check style with ruff
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-format: ## Reformat the code with ruff
+format: $(INSTALLED) ## Reformat the code with ruff
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
@@ -57,22 +67,22 @@ constraints: $(PY) ## Re-pin every dependency of every extra into constraints.tx
 	$(UV) pip compile pyproject.toml --all-extras --universal --python-version 3.11 \
 	  --no-emit-index-url --no-header -o constraints.txt
 
-data-churn: ## Download IBM's Telco churn file (or generate the built-in one when offline)
+data-churn: $(INSTALLED) ## Download IBM's Telco churn file (or generate the built-in one when offline)
 	$(PY) -m churn data --download --out $(CHURN_DATA) --rows $(CHURN_ROWS)
 
-$(CHURN_DATA):
+$(CHURN_DATA): | $(INSTALLED)
 	$(PY) -m churn data --rows $(CHURN_ROWS) --out $(CHURN_DATA)
 
-train-churn: $(CHURN_DATA) ## Train, calibrate and evaluate the churn model; prints the artifact dir
+train-churn: $(INSTALLED) $(CHURN_DATA) ## Train, calibrate and evaluate the churn model; prints the artifact dir
 	$(PY) -m churn train --data $(CHURN_DATA)
 
-evaluate-churn: ## Re-evaluate the latest churn model on its own test split
+evaluate-churn: $(INSTALLED) ## Re-evaluate the latest churn model on its own test split
 	$(PY) -m churn evaluate
 
-promote-churn: ## Promote the latest churn model to `production` if it passes the metric gate
+promote-churn: $(INSTALLED) ## Promote the latest churn model to `production` if it passes the metric gate
 	$(PY) -m churn promote latest
 
-mlflow-ui: ## Open the MLflow UI on the local tracking database (http://127.0.0.1:5000)
+mlflow-ui: $(INSTALLED) ## Open the MLflow UI on the local tracking database (http://127.0.0.1:5000)
 	$(BIN)/mlflow ui --backend-store-uri "$$($(PY) -m common.settings tracking-uri)" \
 	  --host 127.0.0.1 --port 5000
 
@@ -80,6 +90,6 @@ clean: ## Remove artifacts, data, caches and the venv
 	rm -rf artifacts data mlruns .pytest_cache .ruff_cache $(VENV)
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
-bench-churn: install ## Benchmarks: `make train-churn` wall time, and a 1M-row run's time and peak memory
+bench-churn: $(INSTALLED) ## Benchmarks: `make train-churn` wall time, and a 1M-row run's time and peak memory
 	$(PY) -m benchmarks.train_churn
 	$(PY) -m benchmarks.train_churn_1m
