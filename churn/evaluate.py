@@ -203,7 +203,12 @@ without human review.
 | F1 @ {test["threshold"]:.2f} | {test["f1"]:.3f} |
 | cost per customer | {test["cost_per_customer"]:.2f} |
 
-Confusion at the threshold: {test["confusion"]}.
+Confusion at the threshold ({test["n_rows"]} test customers):
+
+| | predicted to stay | predicted to churn |
+|---|---|---|
+| stayed | {test["confusion"]["tn"]} | {test["confusion"]["fp"]} |
+| churned | {test["confusion"]["fn"]} | {test["confusion"]["tp"]} |
 
 ## Model selection
 
