@@ -276,6 +276,16 @@ def test_the_real_files_format_loads(tmp_path: Path) -> None:
     assert df[LABEL].eq("Yes").sum() == 2
 
 
+def test_the_real_files_windows_line_endings_load_the_same(tmp_path: Path) -> None:
+    """IBM publishes the file with CRLF line endings; no stray \\r may reach the last column."""
+    unix = load_customers(write_text(tmp_path, REAL_CSV))
+    crlf = tmp_path / "crlf.csv"
+    crlf.write_bytes(REAL_CSV.replace("\n", "\r\n").encode())
+    windows = load_customers(crlf)
+    assert windows.equals(unix)
+    assert set(windows[LABEL].astype(str)) == {"Yes", "No"}
+
+
 # --- broken files ---------------------------------------------------------------------------
 
 
