@@ -195,6 +195,8 @@ def risk_band(probability: float, threshold: float) -> Literal["low", "medium", 
     return "medium" if probability < max(0.5, threshold) else "high"
 
 
+# The input type is BaseModel, not CustomerRecord: that class is generated at run time from
+# TELCO_SCHEMA (so it cannot drift from the data contract), which a static type cannot name.
 class ChurnPredictor(Predictor[BaseModel, ChurnPrediction]):
     project = "churn"
     input_model = CustomerRecord
