@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,23 +52,41 @@ def _positive_weight(y: np.ndarray) -> float:
     return float((y == 0).sum() / max((y == 1).sum(), 1))
 
 
-def _search(objective: Any, config: ChurnConfig, first: dict[str, Any], name: str) -> None:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=config.seed),
-        study_name=name,
-    )
-    study.enqueue_trial(first)  # a sound default first, so even one trial gives a good model
-    interactive = sys.stderr.isatty()
+def _search(
+    family: Family,
+    suggest: Callable[[optuna.Trial], dict[str, Any]],
+    fit: Callable[[dict[str, Any]], tuple[Scorer, int]],
+    first: dict[str, Any],
+    Xv: np.ndarray,
+    yv: np.ndarray,
+    config: ChurnConfig,
+) -> Candidate:
+    """Run the study: each trial suggests parameters, `fit` trains (returning the scorer and its
+    number of rounds), and the scorer's validation PR-AUC decides; the best one is returned."""
+    best: Candidate | None = None
+
+    def objective(trial: optuna.Trial) -> float:
+        nonlocal best
+        params = suggest(trial)
+        scorer, rounds = fit(params)
+        score = float(average_precision_score(yv, scorer.margin(Xv)))
+        if best is None or score > best.val_pr_auc:
+            best = Candidate(family, scorer, score, {**params, "rounds": rounds})
+        return score
 
     def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         # Without a terminal (CI, logs) there is no progress bar: one line per trial instead.
         logger.info(
             "%s trial %d/%d: validation PR-AUC %.4f (best %.4f)",
-            name, trial.number + 1, config.n_trials, trial.value or float("nan"), study.best_value,
+            family, trial.number + 1, config.n_trials, trial.value, study.best_value,
         )  # fmt: skip
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        direction="maximize", sampler=optuna.samplers.TPESampler(seed=config.seed)
+    )
+    study.enqueue_trial(first)  # a sound default first, so even one trial gives a good model
+    interactive = sys.stderr.isatty()
     study.optimize(
         objective,
         n_trials=config.n_trials,
@@ -75,6 +94,8 @@ def _search(objective: Any, config: ChurnConfig, first: dict[str, Any], name: st
         show_progress_bar=interactive,
         callbacks=[] if interactive else [report],
     )
+    assert best is not None  # the enqueued first trial always runs
+    return best
 
 
 def search_xgboost(
@@ -85,10 +106,9 @@ def search_xgboost(
     # Early stopping watches the validation log-loss weighted like the training objective: a
     # smooth signal, where PR-AUC on a few hundred churners jumps about and stops too early.
     dval = xgb.QuantileDMatrix(Xv, yv, weight=np.where(yv == 1, weight, 1.0), ref=dtrain)
-    best: dict[str, Any] = {"score": -1.0}
 
-    def objective(trial: optuna.Trial) -> float:
-        params = {
+    def suggest(trial: optuna.Trial) -> dict[str, Any]:
+        return {
             "eta": trial.suggest_float("eta", 0.01, 0.3, log=True),
             "max_depth": trial.suggest_int("max_depth", 2, 8),
             "min_child_weight": trial.suggest_float("min_child_weight", 1, 50, log=True),
@@ -96,6 +116,8 @@ def search_xgboost(
             "colsample_bytree": trial.suggest_float("colsample_bytree", 0.5, 1.0),
             "lambda": trial.suggest_float("lambda", 1e-3, 10, log=True),
         }
+
+    def fit(params: dict[str, Any]) -> tuple[Scorer, int]:
         booster = xgb.train(
             {
                 **params,
@@ -113,34 +135,25 @@ def search_xgboost(
             verbose_eval=False,
         )
         booster = booster[: booster.best_iteration + 1]  # keep only the trees that helped
-        score = average_precision_score(yv, booster.inplace_predict(Xv, predict_type="margin"))
-        if score > best["score"]:
-            best.update(
-                score=score,
-                booster=booster,
-                params={**params, "rounds": booster.num_boosted_rounds()},
-            )
-        return score
+        return XGBoostScorer(booster), booster.num_boosted_rounds()
 
     first = {"eta": 0.05, "max_depth": 4, "min_child_weight": 5, "subsample": 0.8,
              "colsample_bytree": 0.8, "lambda": 1.0}  # fmt: skip
-    _search(objective, config, first, "xgboost")
-    return Candidate("xgboost", XGBoostScorer(best["booster"]), best["score"], best["params"])
+    return _search("xgboost", suggest, fit, first, Xv, yv, config)
 
 
 def search_lightgbm(
     X: np.ndarray, y: np.ndarray, Xv: np.ndarray, yv: np.ndarray, config: ChurnConfig
 ) -> Candidate:
-    # Trials vary min_child_samples, which LightGBM's one-off feature pre-filter would freeze.
     weight = _positive_weight(y)
+    # Trials vary min_child_samples, which LightGBM's one-off feature pre-filter would freeze.
     dtrain = lgb.Dataset(X, y, free_raw_data=False, params={"feature_pre_filter": False})
     dval = lgb.Dataset(
         Xv, yv, weight=np.where(yv == 1, weight, 1.0), reference=dtrain, params=dtrain.params
     )
-    best: dict[str, Any] = {"score": -1.0}
 
-    def objective(trial: optuna.Trial) -> float:
-        params = {
+    def suggest(trial: optuna.Trial) -> dict[str, Any]:
+        return {
             "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
             "num_leaves": trial.suggest_int("num_leaves", 4, 64, log=True),
             "min_child_samples": trial.suggest_int("min_child_samples", 5, 100, log=True),
@@ -148,6 +161,8 @@ def search_lightgbm(
             "bagging_fraction": trial.suggest_float("bagging_fraction", 0.6, 1.0),
             "lambda_l2": trial.suggest_float("lambda_l2", 1e-3, 10, log=True),
         }
+
+    def fit(params: dict[str, Any]) -> tuple[Scorer, int]:
         booster = lgb.train(
             {
                 **params,
@@ -165,17 +180,10 @@ def search_lightgbm(
             valid_sets=[dval],
             callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)],
         )
-        booster = lgb.Booster(
-            model_str=booster.model_to_string(num_iteration=booster.best_iteration)
-        )
-        score = average_precision_score(yv, booster.predict(Xv, raw_score=True))
-        if score > best["score"]:
-            best.update(
-                score=score, booster=booster, params={**params, "rounds": booster.num_trees()}
-            )
-        return score
+        # Re-load only the trees up to the best iteration, so the saved model is what scored.
+        best = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
+        return LightGBMScorer(best), best.num_trees()
 
     first = {"learning_rate": 0.05, "num_leaves": 15, "min_child_samples": 20,
              "feature_fraction": 0.8, "bagging_fraction": 0.8, "lambda_l2": 1.0}  # fmt: skip
-    _search(objective, config, first, "lightgbm")
-    return Candidate("lightgbm", LightGBMScorer(best["booster"]), best["score"], best["params"])
+    return _search("lightgbm", suggest, fit, first, Xv, yv, config)
