@@ -1,10 +1,11 @@
-"""Telco Customer Churn data: the schema of IBM's public file, a synthetic twin and the loaders.
+"""Telco Customer Churn data: a synthetic twin of IBM's file, the loaders, and the splits.
 
-`TELCO_SCHEMA` declares the 21 columns of IBM's `WA_Fn-UseC_-Telco-Customer-Churn.csv` in the
-file's order. `generate_customers` makes customers with that exact layout and a structure like
-the real file's (contract mix, services, charges, a ~26.5% churn rate driven by contract, fiber,
-payment method, tenure and support), so every pipeline runs offline and at any size; the real
-file, when downloaded, drops in unchanged. `shift` moves the customer mix for monitoring demos.
+`generate_customers` makes customers with exactly the layout of `churn.schema.TELCO_SCHEMA`
+(IBM's `WA_Fn-UseC_-Telco-Customer-Churn.csv`) and a structure like the real file's (contract
+mix, services, charges, a ~26.5% churn rate driven by contract, fiber, payment method, tenure
+and support), so every pipeline runs offline and at any size; the real file, when downloaded,
+drops in unchanged. `shift` moves the customer mix for monitoring demos. `split` cuts a labelled
+table into the stratified parts training uses, and re-evaluation rebuilds from the same seed.
 
 Generation is deterministic per row: row i's random numbers come from a generator seeded with
 (seed, i // _BLOCK), so a frame does not depend on how the caller chunks it.

@@ -231,7 +231,7 @@ split are in `explanations/test_contributions.csv`; plots in `plots/`.
   suggests leakage. Synthetic data gives comparable, not identical, figures.
 - The cost model assumes every contacted churner is kept; real offers fail sometimes.
 - Probabilities are calibrated on data like the training data; re-check calibration when the
-  customer base changes (see monitoring).
+  customer base changes.
 - Gender and senior-citizen status are inputs of the public schema; check that decisions do not
   differ unfairly across them before use.
 """

@@ -167,9 +167,9 @@ class ChurnModel:
         )
 
 
-CustomerRecord = record_model(
-    TELCO_SCHEMA, "Customer", exclude=(LABEL,), optional=(KEY, "TotalCharges")
-)
+# One customer as the API will take it: the schema's fields, the label excluded and the ID
+# optional (a what-if customer has none).
+CustomerRecord = record_model(TELCO_SCHEMA, "Customer", exclude=(LABEL,), optional=(KEY,))
 
 
 class Reason(BaseModel):

@@ -98,10 +98,13 @@ def sha256_file(path: Path) -> str:
 
 def git_commit(cwd: Path | None = None) -> str | None:
     """The current commit (with "-dirty" if the tree has changes), or None outside a checkout."""
-    try:
-        run = lambda *args: subprocess.run(  # noqa: E731
+
+    def run(*args: str) -> str:
+        return subprocess.run(
             ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5, check=True
         ).stdout.strip()
+
+    try:
         commit = run("rev-parse", "HEAD")
         return commit + ("-dirty" if run("status", "--porcelain", "--untracked-files=no") else "")
     except (OSError, subprocess.SubprocessError):
