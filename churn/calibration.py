@@ -64,7 +64,8 @@ def cost_curve(
     cost_offer: float,
     thresholds: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Per threshold: customers contacted, precision, recall and total cost on these rows.
+    """Per threshold: customers contacted, churners caught (tp) and missed, precision, recall
+    and total cost on these rows (the counts let a reader re-price the curve with other costs).
 
     Cost model: every contacted customer (probability >= threshold) gets an offer costing
     `cost_offer`; every churner not contacted costs `cost_missed`. It assumes an offer keeps a
@@ -82,6 +83,8 @@ def cost_curve(
         {
             "threshold": thresholds,
             "contacted": n_contacted,
+            "tp": tp,
+            "missed": missed,
             "precision": np.where(n_contacted > 0, tp / np.maximum(n_contacted, 1), np.nan),
             "recall": tp / max(int(y.sum()), 1),
             "cost": missed * cost_missed + n_contacted * cost_offer,

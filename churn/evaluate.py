@@ -30,8 +30,9 @@ from sklearn.metrics import (
 from churn.calibration import cost_curve
 from churn.config import ChurnConfig
 from churn.data import labels, load_customers, require_both_classes, split
-from churn.model import ChurnModel, ChurnPredictor
+from churn.model import ChurnModel
 from churn.schema import KEY
+from churn.serve import ChurnPredictor
 from common.errors import UserError
 from common.etl import fingerprint
 from common.settings import Settings

@@ -5,32 +5,26 @@ and per-feature contributions to it (`contributions`, exact SHAP values from XGB
 `pred_contribs` and LightGBM's `pred_contrib`; for the logistic baseline, coefficient times
 standardised value, its exact SHAP value under feature independence). Each saves in its library's
 native format, never as a pickle. `ChurnModel` bundles the scorer with the fitted features, the
-probability calibration and the cost-based threshold, and `ChurnPredictor` puts it behind the
-shared `Predictor` contract.
+probability calibration and the cost-based threshold; `churn.serve` puts it behind the shared
+`Predictor` contract.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, Self
+from typing import Any, Protocol
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import xgboost as xgb
-from pydantic import BaseModel
 
 from churn.calibration import Calibrator
 from churn.config import Family
-from churn.features import ChurnFeatures, engineer
-from churn.schema import KEY, LABEL, TELCO_SCHEMA
-from common.artifacts import check_compatible, read_manifest
+from churn.features import ChurnFeatures, Columns
 from common.errors import ArtifactError
-from common.predictor import Predictor
-from common.schema import record_model
 
 MODEL_DIR = "model"
 
@@ -130,14 +124,24 @@ class ChurnModel:
     calibrator: Calibrator
     threshold: float
 
-    def predict_proba(self, df: pd.DataFrame) -> np.ndarray:
-        """Calibrated churn probabilities for validated rows."""
-        return self.calibrator.transform(self.scorer.margin(self.features.transform(df)))
+    def predict_proba(self, rows: Columns) -> np.ndarray:
+        """Calibrated churn probabilities for validated rows (a frame, or columns of records)."""
+        return self.calibrator.transform(self.scorer.margin(self.features.transform(rows)))
 
-    def explain(self, df: pd.DataFrame) -> pd.DataFrame:
+    def score(self, rows: Columns) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Probabilities, per-source contributions to the log-odds (n x sources, in the order
+        of `features.source_names_`) and the bias, from one feature transform."""
+        X = self.features.transform(rows)
+        raw = self.scorer.contributions(X)
+        probability = self.calibrator.transform(self.scorer.margin(X))
+        return probability, self.features.aggregate(raw[:, :-1]), raw[:, -1]
+
+    def explain(self, rows: Columns) -> pd.DataFrame:
         """Per-customer contributions to the log-odds, summed per source column (+ "bias")."""
-        raw = self.scorer.contributions(self.features.transform(df))
-        frame = self.features.aggregate(raw[:, :-1])
+        raw = self.scorer.contributions(self.features.transform(rows))
+        frame = pd.DataFrame(
+            self.features.aggregate(raw[:, :-1]), columns=self.features.source_names_
+        )
         frame["bias"] = raw[:, -1]
         return frame
 
@@ -165,110 +169,3 @@ class ChurnModel:
             calibrator=Calibrator.from_dict(spec["calibration"]),
             threshold=float(spec["threshold"]),
         )
-
-
-# One customer as the API will take it: the schema's fields, the label excluded and the ID
-# optional (a what-if customer has none).
-CustomerRecord = record_model(TELCO_SCHEMA, "Customer", exclude=(LABEL,), optional=(KEY,))
-
-
-class Reason(BaseModel):
-    """One reason code: a customer field, its value, and how far it moves the log-odds."""
-
-    feature: str
-    value: str | float | None
-    contribution: float
-
-
-class ChurnPrediction(BaseModel):
-    customerID: str | None = None
-    churn_probability: float
-    churn: bool
-    risk_band: Literal["low", "medium", "high"]
-    reasons: list[Reason]
-
-
-def risk_band(probability: float, threshold: float) -> Literal["low", "medium", "high"]:
-    """Below the threshold: low; up to even odds: medium (worth an offer); above: high."""
-    if probability < threshold:
-        return "low"
-    return "medium" if probability < max(0.5, threshold) else "high"
-
-
-# The input type is BaseModel, not CustomerRecord: that class is generated at run time from
-# TELCO_SCHEMA (so it cannot drift from the data contract), which a static type cannot name.
-class ChurnPredictor(Predictor[BaseModel, ChurnPrediction]):
-    project = "churn"
-    input_model = CustomerRecord
-    output_model = ChurnPrediction
-    n_reasons = 3
-
-    def __init__(self, path: Path, manifest: Any, model: ChurnModel) -> None:
-        super().__init__(path, manifest)
-        self.model = model
-
-    @classmethod
-    def from_artifact(cls, path: Path) -> Self:
-        manifest = read_manifest(path, project=cls.project)
-        check_compatible(manifest, ["xgboost", "lightgbm", "sklearn"])
-        try:
-            model = ChurnModel.load(path / MODEL_DIR)
-        except (
-            OSError,
-            ValueError,
-            KeyError,
-            xgb.core.XGBoostError,
-            lgb.basic.LightGBMError,
-        ) as exc:
-            raise ArtifactError(f"{path}: model files cannot be read: {exc}") from exc
-        return cls(path, manifest, model)
-
-    def predict_frame(self, df: pd.DataFrame) -> pd.DataFrame:
-        """Probability, decision, band and top reasons for validated rows, in order."""
-        probability = self.model.predict_proba(df)
-        contributions = self.explain(df).drop(columns="bias")
-        names = contributions.columns.to_numpy()
-        # Reason values as the model saw them: engineered columns (TotalCharges filled for new
-        # customers) replace the raw ones of the same name.
-        engineered = engineer(df)
-        values = pd.concat(
-            [df.drop(columns=[LABEL, *engineered.columns], errors="ignore"), engineered], axis=1
-        )[names].to_numpy(dtype=object)
-        phi = contributions.to_numpy()
-        top = np.argsort(-np.abs(phi), axis=1)[:, : self.n_reasons]  # (rows, n_reasons)
-        top_phi = np.take_along_axis(phi, top, axis=1)
-        top_values = np.take_along_axis(values, top, axis=1)
-        reasons = [
-            [Reason(feature=names[j], value=_plain(v), contribution=float(c))
-             for j, v, c in zip(cols, vals, cs, strict=True)]
-            for cols, vals, cs in zip(top, top_values, top_phi, strict=True)
-        ]  # fmt: skip
-        threshold = self.model.threshold
-        return pd.DataFrame(
-            {
-                "customerID": df.get(KEY),
-                "churn_probability": probability,
-                "churn": probability >= threshold,
-                "risk_band": [risk_band(p, threshold) for p in probability],
-                "reasons": reasons,
-            }
-        )
-
-    def explain(self, df: pd.DataFrame) -> pd.DataFrame:
-        return self.model.explain(df)
-
-    def predict_batch(self, records: Sequence[BaseModel]) -> list[ChurnPrediction]:
-        df = pd.DataFrame(
-            [r.model_dump() for r in records], columns=list(CustomerRecord.model_fields)
-        )
-        out = self.predict_frame(df)
-        return [ChurnPrediction(**row) for row in out.to_dict(orient="records")]
-
-
-def _plain(value: Any) -> str | float | None:
-    """A JSON-friendly scalar: numpy numbers to float, NaN to None, anything else to str."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
-    if isinstance(value, (int, float, np.number)):
-        return float(value)
-    return str(value)

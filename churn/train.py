@@ -25,9 +25,10 @@ from churn.config import ChurnConfig
 from churn.data import labels, load_customers, split
 from churn.evaluate import evaluate, write_model_card
 from churn.features import ChurnFeatures
-from churn.model import MODEL_DIR, ChurnModel, ChurnPrediction, CustomerRecord, LogisticScorer
+from churn.model import MODEL_DIR, ChurnModel, LogisticScorer
 from churn.schema import TELCO_SCHEMA
 from churn.search import Candidate, search_lightgbm, search_xgboost
+from churn.serve import ChurnPrediction, CustomerRecord
 from common.artifacts import ArtifactStore, package_versions
 from common.etl import fingerprint
 from common.settings import Settings

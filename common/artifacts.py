@@ -216,6 +216,13 @@ class ArtifactStore:
             f"{self.project}: no artifact {str(ref)!r} in {self.project_dir} (known: {known})"
         )
 
+    def resolve_serving(self) -> Path:
+        """What a service or dashboard should load: `production` if promoted, else `latest`."""
+        try:
+            return self.resolve("production")
+        except ArtifactError:
+            return self.resolve("latest")
+
     def load(self, ref: str | Path, *, verify: bool = True) -> tuple[Path, Manifest]:
         path = self.resolve(ref)
         return path, read_manifest(path, project=self.project, verify=verify)

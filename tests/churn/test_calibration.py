@@ -48,6 +48,7 @@ def test_cost_curve_counts_by_hand() -> None:
     curve = cost_curve(y, p, cost_missed=100, cost_offer=10, thresholds=np.array([0.5, 0.2]))
     # At 0.5: contact the 0.9 churner and the 0.6 non-churner, miss the 0.3 churner.
     assert curve["contacted"].tolist() == [2, 3]
+    assert curve["tp"].tolist() == [1, 2] and curve["missed"].tolist() == [1, 0]
     assert curve["cost"].tolist() == [100 + 2 * 10, 0 + 3 * 10]
     assert curve["precision"].tolist() == [0.5, pytest.approx(2 / 3)]
     assert curve["recall"].tolist() == [0.5, 1.0]

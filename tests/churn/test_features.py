@@ -80,6 +80,18 @@ def test_aggregate_sums_one_hot_columns_into_their_source(customers: pd.DataFram
     features = ChurnFeatures().fit(customers)
     values = np.ones((3, features.n_features_out_))
     grouped = features.aggregate(values)
-    assert grouped["Contract"].tolist() == [3.0, 3.0, 3.0]  # three contract levels
-    assert grouped["tenure"].tolist() == [1.0, 1.0, 1.0]
-    assert grouped.to_numpy().sum() == pytest.approx(values.sum())
+    assert grouped.shape == (3, len(features.source_names_))
+    column = features.source_names_.index
+    assert grouped[:, column("Contract")].tolist() == [3.0, 3.0, 3.0]  # three contract levels
+    assert grouped[:, column("tenure")].tolist() == [1.0, 1.0, 1.0]
+    assert grouped.sum() == pytest.approx(values.sum())
+
+
+def test_records_as_columns_transform_like_the_validated_frame(customers: pd.DataFrame) -> None:
+    """The API passes plain lists per column; they must give exactly the frame's matrix."""
+    features = ChurnFeatures().fit(customers)
+    head = customers.head(20)
+    columns = {
+        c: [None if pd.isna(v) else v for v in head[c].astype(object)] for c in head.columns
+    }
+    np.testing.assert_array_equal(features.transform(columns), features.transform(head))

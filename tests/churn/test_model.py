@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn.model import ChurnPredictor, CustomerRecord, risk_band
 from churn.schema import TELCO_SCHEMA
+from churn.serve import ChurnPredictor, CustomerRecord, risk_band
 from common.errors import ArtifactError
 from common.schema import validate
 

@@ -1,0 +1,160 @@
+"""The app factory: any project's Predictor class in, a FastAPI app out.
+
+    app = create_app(ChurnPredictor)      # what `python -m churn serve` runs
+
+The model is loaded once, in the background, when the app starts: `/health` answers at once
+(the process is alive), `/ready` and `/ping` answer 503 until the model is loaded, and every
+endpoint that needs the model answers 503 with the reason until then, or for good if loading
+failed (the error is logged and shown by `/ready`).
+
+Which model: `MODEL_DIR` (an artifact directory, e.g. SageMaker's `/opt/ml/model`), else the
+project's `production` alias in the artifact store, else its `latest`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from common.artifacts import ArtifactStore
+from common.errors import ArtifactError
+from common.predictor import Predictor, TabularPredictor
+from common.serving.errors import ApiError, install_error_handlers
+from common.serving.middleware import RequestMiddleware
+from common.serving.observability import ServiceMetrics
+from common.settings import Settings, get_settings
+
+logger = logging.getLogger("common.serving")
+
+
+class ServeSettings(BaseSettings):
+    """How a service runs; from the environment (`MLP_SERVE_...`, plus the two names that
+    containers conventionally set: `MODEL_DIR` and SageMaker's `SAGEMAKER_BIND_TO_PORT`)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MLP_SERVE_", extra="ignore", frozen=True, protected_namespaces=()
+    )
+
+    model_dir: Path | None = Field(
+        None,
+        validation_alias=AliasChoices("MODEL_DIR", "MLP_SERVE_MODEL_DIR"),
+        description="Artifact directory to serve; default: the production alias, else latest.",
+    )
+    host: str = Field("127.0.0.1", description="Interface to bind; 0.0.0.0 in a container.")
+    port: int = Field(
+        8080,
+        ge=1,
+        le=65535,
+        validation_alias=AliasChoices("SAGEMAKER_BIND_TO_PORT", "MLP_SERVE_PORT"),
+    )
+    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="Larger bodies get 413.")
+    max_batch_rows: int = Field(50_000, ge=1, description="Larger batches get 413.")
+    log_level: str = Field("INFO", description="Level of the JSON log on stderr.")
+
+
+@dataclass
+class ServiceState:
+    """What the app knows about its model: loaded, still loading, or failed (and why)."""
+
+    predictor: Predictor | None = None
+    error: str | None = None
+
+
+def resolve_model_dir(project: str, settings: ServeSettings, store: Settings) -> Path:
+    """MODEL_DIR, else the store's production alias, else latest; ArtifactError if none."""
+    if settings.model_dir is not None:
+        return settings.model_dir
+    return ArtifactStore(store.artifacts_root, project).resolve_serving()
+
+
+def current_predictor(request: Request) -> Predictor:
+    """The loaded predictor, or 503 saying why there is none (a FastAPI dependency)."""
+    state: ServiceState = request.app.state.service
+    if state.predictor is None:
+        reason = state.error or "the model is still loading"
+        raise ApiError(503, "model not ready", reason)
+    return state.predictor
+
+
+def create_app(
+    predictor_cls: type[Predictor],
+    settings: ServeSettings | None = None,
+    *,
+    load: Callable[[], Predictor] | None = None,
+) -> FastAPI:
+    """A FastAPI app serving `predictor_cls`; `load` replaces how the model is loaded (tests)."""
+    # Imported here: the routers build their request models from `predictor_cls` at call time.
+    from common.serving import kserve, routes, sagemaker
+
+    settings = settings or ServeSettings()
+    metrics = ServiceMetrics()
+    state = ServiceState()
+
+    def default_load() -> Predictor:
+        path = resolve_model_dir(predictor_cls.project, settings, get_settings())
+        return predictor_cls.from_artifact(path)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(_load_into(state, load or default_load, metrics))
+        yield
+        task.cancel()
+
+    app = FastAPI(
+        title=f"{predictor_cls.project} model API",
+        description=(predictor_cls.__doc__ or "").strip(),
+        lifespan=lifespan,
+    )
+    app.state.service = state
+    app.state.metrics = metrics
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(RequestMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    app.include_router(routes.router(predictor_cls, settings))
+    app.include_router(sagemaker.router(predictor_cls, settings))
+    if issubclass(predictor_cls, TabularPredictor):
+        app.include_router(kserve.router(predictor_cls, settings))
+    return app
+
+
+async def _load_into(
+    state: ServiceState, load: Callable[[], Predictor], metrics: ServiceMetrics
+) -> None:
+    try:
+        predictor = await asyncio.to_thread(load)
+    except Exception as exc:  # any failure means "not ready": logged, and shown by /ready
+        state.error = f"the model failed to load: {exc}"
+        logger.error(state.error, exc_info=not isinstance(exc, ArtifactError))
+        return
+    state.predictor = predictor
+    metrics.set_model(predictor.manifest.project, predictor.manifest.version)
+    logger.info(
+        "model loaded",
+        extra={"model": predictor.manifest.project, "version": predictor.manifest.version,
+               "path": str(predictor.path)},
+    )  # fmt: skip
+
+
+def run(predictor_cls: type[Predictor], settings: ServeSettings | None = None) -> None:
+    """Serve with uvicorn until SIGINT/SIGTERM, logging JSON to stderr."""
+    import uvicorn
+
+    from common.serving.observability import log_config
+
+    settings = settings or ServeSettings()
+    uvicorn.run(
+        create_app(predictor_cls, settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=log_config(settings.log_level),
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )

@@ -1,0 +1,163 @@
+"""A subset of the Open Inference Protocol (KServe v2) for tabular models.
+
+    GET  /v2/health/live, /v2/health/ready
+    GET  /v2/models/{name}, /v2/models/{name}/ready
+    POST /v2/models/{name}/infer
+
+A table travels as one 1-D tensor per column (`{"name": "tenure", "shape": [n], "datatype":
+"INT64", "data": [...]}`); the answer is one tensor per output column, in the same row order.
+Tensors are validated against the predictor's table schema like any other batch.
+"""
+
+import math
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import pandas as pd
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+
+from common.predictor import Predictor, TabularPredictor
+from common.schema import validate
+from common.serving.codecs import too_many_rows
+from common.serving.errors import ApiError
+from common.serving.routes import ERRORS, Health, predict_off_loop
+
+Datatype = Literal["BOOL", "INT64", "FP64", "FP32", "INT32", "BYTES"]
+_DATATYPES = {"int": "INT64", "float": "FP64", "bool": "BOOL", "category": "BYTES",
+              "string": "BYTES"}  # fmt: skip
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {**ERRORS[422], "description": "No model of that name here"},
+    503: ERRORS[503],
+}
+
+
+class Tensor(BaseModel):
+    name: str
+    shape: list[int]
+    datatype: Datatype
+    data: list[Any]
+
+
+class InferRequest(BaseModel):
+    id: str | None = None
+    inputs: list[Tensor] = Field(min_length=1)
+    parameters: dict[str, Any] | None = None
+
+
+class InferResponse(BaseModel):
+    model_name: str
+    model_version: str
+    id: str | None = None
+    outputs: list[Tensor]
+
+
+class TensorSpec(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class ModelMetadataV2(BaseModel):
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+
+
+def router(predictor_cls: type[TabularPredictor], settings: Any) -> APIRouter:
+    from common.serving.app import current_predictor
+
+    PredictorDep = Annotated[Predictor, Depends(current_predictor)]
+    api = APIRouter(prefix="/v2", tags=["open inference protocol (v2)"])
+    schema = predictor_cls.input_schema
+
+    def model_named(name: str, predictor: TabularPredictor) -> TabularPredictor:
+        if name != predictor.manifest.project:
+            raise ApiError(404, f"no model named {name!r}; this server has {predictor.project!r}")
+        return predictor
+
+    @api.get("/health/live", response_model=Health)
+    async def live() -> Health:
+        return Health(status="live")
+
+    @api.get("/health/ready", response_model=Health, responses={503: ERRORS[503]})
+    async def ready(predictor: PredictorDep) -> Health:
+        return Health(status="ready")
+
+    @api.get("/models/{name}", response_model=ModelMetadataV2, responses=NOT_FOUND)
+    async def model_metadata(name: str, predictor: PredictorDep) -> ModelMetadataV2:
+        model = model_named(name, predictor)
+        return ModelMetadataV2(
+            name=name,
+            versions=[model.manifest.version],
+            platform="ml-portfolio",
+            inputs=[TensorSpec(name=c.name, datatype=_DATATYPES[c.kind], shape=[-1])
+                    for c in schema.columns],
+            outputs=[TensorSpec(name=n, datatype=_DATATYPES[kind], shape=[-1])
+                     for n, kind in model.output_columns.items()],
+        )  # fmt: skip
+
+    @api.get("/models/{name}/ready", response_model=Health, responses={503: ERRORS[503]})
+    async def model_ready(name: str, predictor: PredictorDep) -> Health:
+        model_named(name, predictor)
+        return Health(status="ready")
+
+    @api.post("/models/{name}/infer", response_model=InferResponse,
+              responses={**ERRORS, **NOT_FOUND})  # fmt: skip
+    async def infer(
+        name: str, payload: InferRequest, request: Request, predictor: PredictorDep
+    ) -> InferResponse:
+        model = model_named(name, predictor)
+        table = validate(_to_frame(payload.inputs, settings.max_batch_rows), schema,
+                         source="request", allow_extra=False)  # fmt: skip
+        out = await predict_off_loop(lambda: model.predict_table(table), len(table))
+        field = model.score_field
+        request.app.state.metrics.record_predictions(
+            "/v2/models/{name}/infer", out[field].to_numpy() if field else None, len(out)
+        )
+        return InferResponse(
+            model_name=name,
+            model_version=model.manifest.version,
+            id=payload.id,
+            outputs=[_to_tensor(str(c), out[c]) for c in out.columns],
+        )
+
+    return api
+
+
+def _to_frame(inputs: list[Tensor], limit: int) -> pd.DataFrame:
+    """Input tensors as table columns; every tensor must be 1-D (or n x 1) of one length."""
+    names = [t.name for t in inputs]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ApiError(422, f"invalid request: input tensors repeated: {', '.join(repeated)}")
+    lengths = set()
+    for t in inputs:
+        if len(t.shape) not in (1, 2) or (len(t.shape) == 2 and t.shape[1] != 1):
+            raise ApiError(422, f"invalid request: input {t.name!r} has shape {t.shape}; "
+                           "send one 1-D tensor per column, shape [n]")  # fmt: skip
+        if math.prod(t.shape) != len(t.data):
+            raise ApiError(422, f"invalid request: input {t.name!r} has shape {t.shape} but "
+                           f"{len(t.data)} values")  # fmt: skip
+        lengths.add(t.shape[0])
+    if len(lengths) > 1:
+        raise ApiError(422, f"invalid request: input tensors differ in length: {sorted(lengths)}")
+    n = lengths.pop()
+    if n > limit:
+        raise ApiError(413, too_many_rows(n, limit))
+    return pd.DataFrame({t.name: pd.Series(t.data, dtype=object) for t in inputs})
+
+
+def _to_tensor(name: str, column: pd.Series) -> Tensor:
+    values = column.to_numpy()
+    if values.dtype == bool:
+        return Tensor(name=name, shape=[len(values)], datatype="BOOL", data=values.tolist())
+    if np.issubdtype(values.dtype, np.integer):
+        return Tensor(name=name, shape=[len(values)], datatype="INT64", data=values.tolist())
+    if np.issubdtype(values.dtype, np.floating):
+        data = [None if np.isnan(v) else v for v in values.tolist()]
+        return Tensor(name=name, shape=[len(values)], datatype="FP64", data=data)
+    data = [None if v is None or v is pd.NA else str(v) for v in values.tolist()]
+    return Tensor(name=name, shape=[len(values)], datatype="BYTES", data=data)

@@ -1,0 +1,155 @@
+"""The service's own endpoints: health, readiness, metadata, metrics and `/predict`.
+
+`/predict` takes one record (a JSON object) or a batch (a list) and answers in kind, with
+request and response models generated from the Predictor's, so they show in the OpenAPI
+schema with examples. Small batches are predicted on the event loop (a thread hop costs more
+than the ~0.3 ms prediction); large ones in a worker thread so the service keeps answering
+probes meanwhile.
+
+This module does not use `from __future__ import annotations`: FastAPI reads the endpoint
+annotations, which here are types built at run time from the Predictor class.
+"""
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Annotated, Any, TypeVar, Union
+
+import numpy as np
+from fastapi import APIRouter, Body, Depends, Header, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Discriminator, Field, Tag, TypeAdapter
+
+from common.predictor import Predictor
+from common.serving.codecs import JSON, require_content_type
+from common.serving.errors import ErrorBody
+
+#: Above this many rows a prediction runs in a worker thread instead of the event loop.
+INLINE_ROWS = 256
+T = TypeVar("T")
+
+# Documented on every endpoint that can answer them.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text}
+    for status, text in {
+        400: "Malformed or empty body",
+        413: "Body or batch above the service's limits",
+        415: "Unsupported content type",
+        422: "A field is missing, unknown, of the wrong type or out of range",
+        503: "The model is not loaded (yet)",
+    }.items()
+}
+
+
+class Health(BaseModel):
+    status: str
+
+
+class ModelMetadata(BaseModel):
+    """Which model answers, where it came from and how well it did when it was trained."""
+
+    name: str
+    version: str
+    created_at: datetime
+    git_commit: str | None
+    data_fingerprint: str | None
+    metrics: dict[str, Any]
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any]
+    limits: dict[str, int]
+
+
+async def predict_off_loop(fn: Callable[[], T], n_rows: int) -> T:
+    """Run `fn` inline for small batches, in a worker thread for large ones."""
+    return fn() if n_rows <= INLINE_ROWS else await run_in_threadpool(fn)
+
+
+def scores_of(predictor: Predictor, outputs: Sequence[BaseModel]) -> np.ndarray | None:
+    field = predictor.score_field
+    if field is None:
+        return None
+    return np.fromiter((getattr(o, field) for o in outputs), np.float64, len(outputs))
+
+
+def json_content(
+    content_type: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> None:
+    """415 unless the body is JSON. A dependency, so it runs before the body is validated; a
+    missing Content-Type is read as JSON, as FastAPI does (curl users)."""
+    require_content_type(content_type or JSON, (JSON,))
+
+
+def router(predictor_cls: type[Predictor], settings: Any) -> APIRouter:
+    from common.serving.app import current_predictor
+
+    PredictorDep = Annotated[Predictor, Depends(current_predictor)]
+    Input = predictor_cls.input_model
+    Output = predictor_cls.output_model
+    Batch = Annotated[list[Input], Field(min_length=1, max_length=settings.max_batch_rows)]
+    # A callable discriminator picks the branch from the JSON's shape, so a bad record gets
+    # the errors of the record model alone rather than those of both union members.
+    Records = Annotated[
+        Union[Annotated[Input, Tag("record")], Annotated[Batch, Tag("batch")]],  # noqa: UP007
+        Discriminator(lambda v: "batch" if isinstance(v, list) else "record"),
+    ]
+    examples = getattr(predictor_cls, "examples", [])
+    openapi_examples = {}
+    if examples:
+        openapi_examples = {
+            "one record": {"summary": "One record", "value": examples[0]},
+            "a batch": {"summary": "A batch, answered in order", "value": examples},
+        }
+    one_out, many_out = TypeAdapter(Output), TypeAdapter(list[Output])
+    api = APIRouter()
+
+    @api.get("/health", response_model=Health, tags=["probes"])
+    async def health() -> Health:
+        """Liveness: the process answers (the model may still be loading)."""
+        return Health(status="ok")
+
+    @api.get("/ready", response_model=Health, responses={503: ERRORS[503]}, tags=["probes"])
+    async def ready(predictor: PredictorDep) -> Health:
+        """Readiness: the model is loaded and predictions can be served."""
+        return Health(status="ready")
+
+    @api.get("/metadata", response_model=ModelMetadata, responses={503: ERRORS[503]})
+    async def metadata(predictor: PredictorDep) -> ModelMetadata:
+        """The served model: version, provenance, metrics and input/output schemas."""
+        meta = predictor.metadata()
+        return ModelMetadata(
+            name=meta.pop("project"),
+            limits={"max_body_bytes": settings.max_body_bytes,
+                    "max_batch_rows": settings.max_batch_rows},
+            **meta,
+        )  # fmt: skip
+
+    @api.get("/metrics", tags=["probes"], response_class=Response)
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics of this process."""
+        return Response(request.app.state.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @api.post(
+        "/predict",
+        response_model=Union[Output, list[Output]],  # noqa: UP007
+        responses=ERRORS,
+        summary=f"Predict one {Input.__name__} or a list of them",
+        dependencies=[Depends(json_content)],
+    )
+    async def predict(
+        request: Request,
+        records: Annotated[Records, Body(openapi_examples=openapi_examples)],
+        predictor: PredictorDep,
+    ) -> Response:
+        """One JSON object gets one prediction; a list gets a list, in the same order."""
+        batch = records if isinstance(records, list) else [records]
+        outputs = await predict_off_loop(lambda: predictor.predict_batch(batch), len(batch))
+        request.app.state.metrics.record_predictions(
+            "/predict", scores_of(predictor, outputs), len(outputs)
+        )
+        body = (
+            many_out.dump_json(outputs)
+            if isinstance(records, list)
+            else one_out.dump_json(outputs[0])
+        )
+        return Response(body, media_type=JSON)
+
+    return api

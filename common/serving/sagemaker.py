@@ -1,0 +1,111 @@
+"""SageMaker's container contract: `GET /ping` and `POST /invocations`.
+
+SageMaker (real-time endpoints and batch transform) only ever calls these two. `/invocations`
+is "a table in, a table out": `text/csv` lines (header optional) or JSON records (one object,
+a list, or `{"instances": [...]}`) in; one output row per input row, in order, out, as CSV
+lines or `{"predictions": [...]}` as `Accept` asks (default: the request's own type). A
+tabular predictor's rows are its flat `predict_table` columns in both encodings.
+"""
+
+from typing import Annotated, Any
+
+import pandas as pd
+from fastapi import APIRouter, Depends, Header, Request, Response
+from pydantic import TypeAdapter, ValidationError
+
+from common.predictor import Predictor, TabularPredictor
+from common.schema import validate
+from common.serving.codecs import (
+    CSV,
+    JSON,
+    json_records,
+    negotiate,
+    read_csv,
+    require_content_type,
+    too_many_rows,
+    write_table,
+)
+from common.serving.errors import ApiError, validation_error
+from common.serving.routes import ERRORS, predict_off_loop, scores_of
+
+ROUTE = "/invocations"
+
+
+def router(predictor_cls: type[Predictor], settings: Any) -> APIRouter:
+    from common.serving.app import current_predictor
+
+    PredictorDep = Annotated[Predictor, Depends(current_predictor)]
+    records_adapter = TypeAdapter(list[predictor_cls.input_model])
+    outputs_adapter = TypeAdapter(list[predictor_cls.output_model])
+    tabular = issubclass(predictor_cls, TabularPredictor)
+    accepted = (JSON, CSV) if tabular else (JSON,)
+    api = APIRouter(tags=["sagemaker"])
+
+    @api.get("/ping", responses={503: ERRORS[503]})
+    async def ping(predictor: PredictorDep) -> Response:
+        """200 with an empty body once the model is loaded (SageMaker's health check)."""
+        return Response(status_code=200)
+
+    @api.post(
+        ROUTE,
+        responses=ERRORS,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {kind: {"schema": {}} for kind in accepted},
+            }
+        },
+    )
+    async def invocations(
+        request: Request,
+        predictor: PredictorDep,
+        content_type: Annotated[str | None, Header(include_in_schema=False)] = None,
+        accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+    ) -> Response:
+        """Batch-transform style: many rows in one request, one answer row per row, in order."""
+        kind = require_content_type(content_type, accepted)
+        answer, header = negotiate(accept, accepted, default=kind)
+        body = await request.body()
+        limit = settings.max_batch_rows
+        if tabular:
+            table = _read_table(body, kind, predictor, records_adapter, limit)
+            out = await predict_off_loop(lambda: predictor.predict_table(table), len(table))
+            field = predictor.score_field
+            scores = out[field].to_numpy() if field else None
+            request.app.state.metrics.record_predictions(ROUTE, scores, len(out))
+            return Response(write_table(out, answer, header), media_type=answer)
+        records = _validate_records(json_records(body), records_adapter, limit)
+        outputs = await predict_off_loop(lambda: predictor.predict_batch(records), len(records))
+        request.app.state.metrics.record_predictions(
+            ROUTE, scores_of(predictor, outputs), len(outputs)
+        )
+        return Response(
+            b'{"predictions":' + outputs_adapter.dump_json(outputs) + b"}", media_type=JSON
+        )
+
+    return api
+
+
+def _validate_records(data: list[Any], adapter: TypeAdapter, limit: int) -> list[Any]:
+    if not data:
+        raise ApiError(422, "invalid request: the batch is empty; send at least one record")
+    if len(data) > limit:  # counted before validating 100k records for nothing
+        raise ApiError(413, too_many_rows(len(data), limit))
+    try:
+        return adapter.validate_python(data)
+    except ValidationError as exc:
+        raise validation_error(exc.errors()) from None
+
+
+def _read_table(
+    body: bytes, kind: str, predictor: TabularPredictor, adapter: TypeAdapter, limit: int
+) -> pd.DataFrame:
+    """The request as a frame validated against the predictor's input schema."""
+    schema = predictor.input_schema
+    if kind == CSV:
+        # Every problem of every line at once, with its row number (1 = first data line).
+        return validate(read_csv(body, schema, max_rows=limit), schema,
+                        source="request", allow_extra=False)  # fmt: skip
+    records = _validate_records(json_records(body), adapter, limit)
+    fields = list(predictor.input_model.model_fields)
+    return pd.DataFrame({f: [getattr(r, f) for r in records] for f in fields})
