@@ -1,4 +1,4 @@
-"""The churn command line: `python -m churn data|train|evaluate|promote`.
+"""The churn command line: `python -m churn data|train|evaluate|promote|serve`.
 
 Each command only parses options, calls the library and prints; `train` prints the artifact
 directory on stdout (and nothing else), so `dir=$(python -m churn train --data x.csv)` works.
@@ -116,6 +116,34 @@ def promote(
     typer.echo(
         f"{alias} -> {promoted.version} (test ROC-AUC {promoted.metric('test.roc_auc'):.4f})"
     )
+
+
+@app.command()
+def serve(
+    model: str | None = typer.Option(
+        None,
+        help="Alias, version or artifact directory; default: MODEL_DIR, else the "
+        "production alias, else latest.",
+    ),
+    host: str | None = typer.Option(None, help="Interface; default 127.0.0.1 (0.0.0.0 to expose)."),
+    port: int | None = typer.Option(None, help="Port; default SAGEMAKER_BIND_TO_PORT or 8080."),
+) -> None:
+    """Serve the model over HTTP (docs at /docs) until interrupted."""
+    from churn.serve import ChurnPredictor
+    from common.artifacts import ArtifactStore
+    from common.serving.app import ServeSettings, resolve_model_dir, run
+
+    with user_errors():
+        settings = get_settings()
+        options = {"host": host, "port": port}
+        if model is not None:
+            options["model_dir"] = ArtifactStore(settings.artifacts_root, "churn").resolve(model)
+        serve_settings = ServeSettings(**{k: v for k, v in options.items() if v is not None})
+        # Fail here, with a clear message, rather than start a server that is never ready.
+        path = resolve_model_dir("churn", serve_settings, settings)
+        serve_settings = serve_settings.model_copy(update={"model_dir": path})
+    logger.info("serving %s on http://%s:%d", path, serve_settings.host, serve_settings.port)
+    run(ChurnPredictor, serve_settings)
 
 
 if __name__ == "__main__":

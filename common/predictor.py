@@ -87,6 +87,9 @@ class TabularPredictor(Predictor[InputT, OutputT]):
     #: The flat output columns `predict_table` returns, name -> int, float, bool or string.
     output_columns: ClassVar[dict[str, str]]
 
+    def metadata(self) -> dict[str, Any]:
+        return {**super().metadata(), "output_columns": dict(self.output_columns)}
+
     @abstractmethod
     def predict_table(self, table: pd.DataFrame) -> pd.DataFrame:
         """Predict rows already validated against `input_schema`: one output row per input row,

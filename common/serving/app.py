@@ -40,7 +40,11 @@ class ServeSettings(BaseSettings):
     containers conventionally set: `MODEL_DIR` and SageMaker's `SAGEMAKER_BIND_TO_PORT`)."""
 
     model_config = SettingsConfigDict(
-        env_prefix="MLP_SERVE_", extra="ignore", frozen=True, protected_namespaces=()
+        env_prefix="MLP_SERVE_",
+        extra="ignore",
+        frozen=True,
+        protected_namespaces=(),
+        populate_by_name=True,  # ServeSettings(model_dir=...) in code, MODEL_DIR in the env
     )
 
     model_dir: Path | None = Field(

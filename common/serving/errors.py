@@ -112,7 +112,10 @@ def install_error_handlers(app: FastAPI) -> None:
              "examples": p.examples}
             for p in exc.problems
         ]  # fmt: skip
-        return error_response(422, f"invalid request: {exc}", problems)
+        summary = "; ".join(str(p) for p in exc.problems[:3])
+        more = len(exc.problems) - 3
+        summary += f"; and {more} more problem{'s' if more > 1 else ''}" if more > 0 else ""
+        return error_response(422, f"invalid request: {summary}", problems)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -32,7 +32,11 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05
                    0.5, 1.0, 2.5, 5.0, 10.0)  # fmt: skip
 SCORE_BUCKETS = tuple(np.round(np.arange(0.1, 1.01, 0.1), 2))
 # Fields of a log record that are not extras passed by the caller.
-_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",  # uvicorn duplicates its message with ANSI colours
+}
 
 
 class ScoreHistogram(Collector):

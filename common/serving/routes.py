@@ -55,6 +55,9 @@ class ModelMetadata(BaseModel):
     metrics: dict[str, Any]
     input_schema: dict[str, Any]
     output_schema: dict[str, Any]
+    output_columns: dict[str, str] | None = Field(
+        None, description="Tabular models: the flat columns of a CSV or tensor answer, in order."
+    )
     limits: dict[str, int]
 
 

@@ -91,7 +91,5 @@ def test_records_as_columns_transform_like_the_validated_frame(customers: pd.Dat
     """The API passes plain lists per column; they must give exactly the frame's matrix."""
     features = ChurnFeatures().fit(customers)
     head = customers.head(20)
-    columns = {
-        c: [None if pd.isna(v) else v for v in head[c].astype(object)] for c in head.columns
-    }
+    columns = {c: [None if pd.isna(v) else v for v in head[c].astype(object)] for c in head.columns}
     np.testing.assert_array_equal(features.transform(columns), features.transform(head))

@@ -1,0 +1,263 @@
+"""The shared serving app, on a toy tabular model: probes, /predict, errors, limits, request ids,
+metrics, logs and the OpenAPI schema. Churn-specific API tests live in tests/churn/."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from openapi_spec_validator import validate as validate_openapi
+from prometheus_client.parser import text_string_to_metric_families
+
+from common.errors import ArtifactError
+from common.serving.app import ServeSettings, create_app, resolve_model_dir
+from common.serving.observability import JsonFormatter
+from common.settings import Settings
+
+ROW = {"id": "a", "age": 30, "plan": "pro"}
+
+
+def wait_ready(client: TestClient, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while client.get("/ready").status_code != 200:
+        assert time.monotonic() < deadline, client.get("/ready").json()
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def make_client(toy_predictor, toy_artifact: Path) -> Iterator[Callable[..., TestClient]]:
+    """Build an app on the toy model (settings overridable), start it, wait until ready."""
+    clients: list[TestClient] = []
+
+    def _make(load: Callable | None = None, ready: bool = True, **settings) -> TestClient:
+        app = create_app(
+            toy_predictor, ServeSettings(model_dir=toy_artifact, **settings), load=load
+        )
+        client = TestClient(app, raise_server_exceptions=False)
+        client.__enter__()
+        clients.append(client)
+        if ready:
+            wait_ready(client)
+        return client
+
+    yield _make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client) -> TestClient:
+    return make_client()
+
+
+def metric(client: TestClient, sample_name: str, **labels: str) -> float:
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == sample_name and all(
+                sample.labels.get(k) == v for k, v in labels.items()
+            ):
+                return sample.value
+    return 0.0
+
+
+def test_probes_and_metadata(client: TestClient, toy_artifact: Path) -> None:
+    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/ready").json() == {"status": "ready"}
+    ping = client.get("/ping")
+    assert ping.status_code == 200 and ping.content == b""
+    meta = client.get("/metadata").json()
+    assert meta["name"] == "toy" and meta["version"] == toy_artifact.name
+    assert meta["metrics"] == {"test": {"accuracy": 1.0}}
+    assert meta["data_fingerprint"] == "f" * 64 and meta["created_at"]
+    assert "age" in meta["input_schema"]["properties"]
+    assert meta["output_columns"] == {"id": "string", "score": "float", "flagged": "bool"}
+    assert meta["limits"]["max_batch_rows"] == 50_000
+
+
+def test_predict_one_record_or_a_list(client: TestClient) -> None:
+    one = client.post("/predict", json=ROW)
+    assert one.status_code == 200
+    assert one.json() == {"id": "a", "score": pytest.approx(0.55), "flagged": True}
+    rows = [ROW, {"age": 20, "plan": "basic"}, {"id": "c", "age": 90, "plan": "basic"}]
+    many = client.post("/predict", json=rows).json()
+    assert [m["id"] for m in many] == ["a", None, "c"]
+    assert [m["flagged"] for m in many] == [True, False, True]
+
+
+def test_not_ready_until_loaded_then_ready(make_client, toy_predictor, toy_artifact) -> None:
+    release = threading.Event()
+
+    def slow_load():
+        release.wait(10)
+        return toy_predictor.from_artifact(toy_artifact)
+
+    client = make_client(load=slow_load, ready=False)
+    assert client.get("/health").status_code == 200  # alive while loading
+    for path in ("/ready", "/ping", "/metadata", "/v2/health/ready"):
+        response = client.get(path)
+        assert response.status_code == 503, path
+        assert response.json() == {
+            "error": "model not ready",
+            "detail": "the model is still loading",
+        }
+    assert client.post("/predict", json=ROW).status_code == 503
+    release.set()
+    wait_ready(client)
+    assert client.post("/predict", json=ROW).status_code == 200
+
+
+def test_a_model_that_fails_to_load_keeps_the_service_unready_with_the_reason(
+    make_client, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken():
+        raise ArtifactError("/models/x: manifest.json does not match its checksum")
+
+    client = make_client(load=broken, ready=False)
+    deadline = time.monotonic() + 5
+    while "failed" not in client.get("/ready").json()["detail"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    body = client.get("/ready").json()
+    assert "does not match its checksum" in body["detail"]
+    assert client.get("/health").status_code == 200
+    assert any("failed to load" in r.getMessage() for r in caplog.records)
+
+
+def test_model_dir_default_is_production_then_latest(tmp_path: Path, toy_artifact: Path) -> None:
+    from common.artifacts import ArtifactStore
+
+    store_settings = Settings(artifacts_root=toy_artifact.parent.parent, tracking=False)
+    assert resolve_model_dir("toy", ServeSettings(), store_settings) == toy_artifact
+    store = ArtifactStore(toy_artifact.parent.parent, "toy")
+    with store.create() as draft:
+        (draft.path / "model.json").write_text('{"bonus": 0}')
+    store.promote(toy_artifact.name)  # production stays on the first model
+    assert resolve_model_dir("toy", ServeSettings(), store_settings) == toy_artifact
+    explicit = ServeSettings(model_dir=tmp_path)
+    assert resolve_model_dir("toy", explicit, store_settings) == tmp_path
+    with pytest.raises(ArtifactError, match="train a model first"):
+        resolve_model_dir("toy", ServeSettings(), Settings(artifacts_root=tmp_path / "none"))
+
+
+def test_settings_read_container_conventions(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODEL_DIR", "/opt/ml/model")
+    monkeypatch.setenv("SAGEMAKER_BIND_TO_PORT", "9090")
+    monkeypatch.setenv("MLP_SERVE_MAX_BATCH_ROWS", "10")
+    settings = ServeSettings()
+    assert (settings.model_dir, settings.port, settings.max_batch_rows) == (
+        Path("/opt/ml/model"), 9090, 10,
+    )  # fmt: skip
+    monkeypatch.delenv("SAGEMAKER_BIND_TO_PORT")
+    assert ServeSettings().port == 8080
+
+
+def test_request_id_is_returned_and_kept_when_sane(client: TestClient) -> None:
+    generated = client.get("/health").headers["x-request-id"]
+    assert len(generated) == 32
+    assert (
+        client.get("/health", headers={"x-request-id": "abc-123"}).headers["x-request-id"]
+        == "abc-123"
+    )
+    hostile = client.get("/health", headers={"x-request-id": "x" * 500 + "\n"})
+    assert hostile.headers["x-request-id"] != "x" * 500
+
+
+def test_body_over_the_limit_is_413_declared_or_streamed(make_client) -> None:
+    client = make_client(max_body_bytes=2048)
+    big = json.dumps([ROW] * 100).encode()
+    response = client.post("/predict", content=big, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert "2,048 bytes" in response.json()["error"]
+
+    def chunks():  # no Content-Length: the limit is enforced while reading
+        for _ in range(10):
+            yield b" " * 1000
+
+    streamed = client.post(
+        "/predict", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert streamed.status_code == 413
+    assert client.post("/predict", json=ROW).status_code == 200  # still serving
+
+
+def test_batch_over_the_row_limit_is_413(make_client) -> None:
+    client = make_client(max_batch_rows=5)
+    response = client.post("/predict", json=[ROW] * 6)
+    assert response.status_code == 422
+    assert "at most 5 items" in response.json()["error"]
+    csv = "age,plan\n" + "30,pro\n" * 6
+    response = client.post("/invocations", content=csv, headers={"content-type": "text/csv"})
+    assert response.status_code == 413 and "limit of 5 rows" in response.json()["error"]
+
+
+def test_unexpected_errors_are_a_generic_500_with_the_request_id(
+    make_client, toy_predictor, toy_artifact, caplog: pytest.LogCaptureFixture
+) -> None:
+    predictor = toy_predictor.from_artifact(toy_artifact)
+
+    def explode(records):
+        raise RuntimeError("secret internals")
+
+    predictor.predict_batch = explode
+    client = make_client(load=lambda: predictor)
+    response = client.post("/predict", json=ROW, headers={"x-request-id": "req-42"})
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal error", "detail": "logged with request id req-42"}
+    assert "secret" not in response.text and "Traceback" not in response.text
+    logged = [r for r in caplog.records if getattr(r, "request_id", None) == "req-42"]
+    assert any(r.exc_info and "secret internals" in str(r.exc_info[1]) for r in logged)
+    assert metric(client, "http_requests_total", route="/predict", status="500") == 1
+
+
+def test_unknown_route_and_method_use_the_error_shape(client: TestClient) -> None:
+    missing = client.get("/nope")
+    assert missing.status_code == 404 and missing.json()["error"] == "no such endpoint: /nope"
+    wrong = client.get("/predict")
+    assert wrong.status_code == 405 and "GET not allowed" in wrong.json()["error"]
+
+
+def test_metrics_count_requests_predictions_and_scores(client: TestClient, toy_artifact) -> None:
+    client.post("/predict", json=ROW)
+    client.post("/predict", json=[ROW, ROW, {"age": 20, "plan": "basic"}])
+    client.post("/predict", json={"age": 5, "plan": "pro"})
+    assert metric(client, "http_requests_total", route="/predict", status="200") == 2
+    assert metric(client, "http_requests_total", route="/predict", status="422") == 1
+    assert metric(client, "http_request_duration_seconds_count", route="/predict") == 3
+    assert metric(client, "model_predictions_total", route="/predict") == 4
+    assert metric(client, "model_prediction_score_count") == 4
+    assert metric(client, "model_prediction_score_bucket", le="0.5") == 1  # 0.2
+    assert metric(client, "model_prediction_score_sum") == pytest.approx(3 * 0.55 + 0.2)
+    assert metric(client, "model_info", name="toy", version=toy_artifact.name) == 1
+    client.get("/v2/models/nothing/ready")
+    labels = {s.labels.get("route") for f in text_string_to_metric_families(
+        client.get("/metrics").text) for s in f.samples}  # fmt: skip
+    assert "/v2/models/{name}/ready" in labels  # templates, not raw paths
+
+
+def test_each_request_is_logged_once_with_its_id(client: TestClient, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="common.serving.requests")
+    client.post("/predict", json=ROW, headers={"x-request-id": "log-me"})
+    [record] = [r for r in caplog.records if getattr(r, "request_id", None) == "log-me"]
+    assert (record.method, record.path, record.status) == ("POST", "/predict", 200)
+    assert record.duration_ms > 0
+    line = json.loads(JsonFormatter().format(record))
+    assert line["request_id"] == "log-me" and line["level"] == "INFO" and line["status"] == 200
+
+
+def test_openapi_schema_is_valid_and_typed(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    validate_openapi(spec)
+    predict = spec["paths"]["/predict"]["post"]
+    body = predict["requestBody"]["content"]["application/json"]
+    assert set(body["examples"]) == {"one record", "a batch"}
+    assert "ToyCustomer" in json.dumps(body["schema"])
+    assert {"200", "400", "413", "415", "422", "503"} <= set(predict["responses"])
+    assert "Scored" in json.dumps(predict["responses"]["200"])
+    invocations = spec["paths"]["/invocations"]["post"]["requestBody"]["content"]
+    assert set(invocations) == {"application/json", "text/csv"}
