@@ -20,12 +20,16 @@ CHURN_DATA ?= data/churn/telco.csv
 CHURN_ROWS ?= 7043
 # `make demo` always trains on built-in data, in its own file, so it never overwrites the above.
 CHURN_DEMO_DATA := data/churn/telco_builtin.csv
+# Local ports: each project's API gets its own, so all three can run side by side.
+CHURN_PORT ?= 8080
+DASHBOARD_PORT ?= 8501
 
 .PHONY: help install demo test test-fast lint format constraints data-churn train-churn \
-        evaluate-churn promote-churn mlflow-ui clean bench-churn
+        evaluate-churn promote-churn serve-churn dashboard-churn mlflow-ui clean bench-churn \
+        bench-serve-churn
 
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +86,20 @@ evaluate-churn: $(INSTALLED) ## Re-evaluate the latest churn model on its own te
 promote-churn: $(INSTALLED) ## Promote the latest churn model to `production` if it passes the metric gate
 	$(PY) -m churn promote latest
 
+serve-churn: $(INSTALLED) ## Serve the churn model (production, else latest) on port CHURN_PORT (8080); docs at /docs
+	$(PY) -m churn serve --port $(CHURN_PORT)
+
+# The dashboard talks to the local API; if none answers on CHURN_PORT, one is started for the
+# dashboard's lifetime (and stopped with it).
+dashboard-churn: $(INSTALLED) ## Open the churn dashboard on port DASHBOARD_PORT (8501), against the local API
+	@api=http://127.0.0.1:$(CHURN_PORT); \
+	if ! curl -sf $$api/ready >/dev/null 2>&1; then \
+	  $(PY) -m churn serve --port $(CHURN_PORT) & pid=$$!; trap "kill $$pid" EXIT; \
+	  for i in $$(seq 60); do curl -sf $$api/ready >/dev/null 2>&1 && break; sleep 0.5; done; \
+	fi; \
+	API_URL=$$api $(BIN)/streamlit run churn/dashboard/app.py --server.headless true \
+	  --server.address 127.0.0.1 --server.port $(DASHBOARD_PORT)
+
 mlflow-ui: $(INSTALLED) ## Open the MLflow UI on the local tracking database (http://127.0.0.1:5000)
 	$(BIN)/mlflow ui --backend-store-uri "$$($(PY) -m common.settings tracking-uri)" \
 	  --host 127.0.0.1 --port 5000
@@ -93,3 +111,6 @@ clean: ## Remove artifacts, data, caches and the venv
 bench-churn: $(INSTALLED) ## Benchmarks: `make train-churn` wall time, and a 1M-row run's time and peak memory
 	$(PY) -m benchmarks.train_churn
 	$(PY) -m benchmarks.train_churn_1m
+
+bench-serve-churn: $(INSTALLED) ## Benchmark the churn API against in-process prediction (needs wrk)
+	$(PY) -m benchmarks.serve_churn

@@ -84,30 +84,34 @@ class ChurnFeatures(TransformerMixin, BaseEstimator):
         self.feature_names_out_ = names
         self.sources_ = sources
         self.n_features_out_ = len(names)
-        # Derived from the fitted state, not learned: level -> code, and a features x sources
-        # 0/1 matrix that sums one-hot columns back into the column they came from.
-        self._codes = {
-            c: {level: i for i, level in enumerate(v)} for c, v in self.categories_.items()
+        # Derived from the fitted state, not learned: each category level's output column, and
+        # a features x sources 0/1 matrix that sums one-hot columns back into their source.
+        self._columns = {
+            c: {level: names.index(f"{c}={level}") for level in levels}
+            for c, levels in self.categories_.items()
         }
         self.source_names_ = list(dict.fromkeys(sources))
         position = {s: j for j, s in enumerate(self.source_names_)}
         self._grouping = np.zeros((len(names), len(self.source_names_)))
         self._grouping[np.arange(len(names)), [position[s] for s in sources]] = 1.0
 
-    def transform(self, X: Columns) -> np.ndarray:
+    def transform(self, X: Columns, engineered: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """The float32 model matrix; pass `engineer(X)` if you already have it."""
         # No imputation step: validation refuses missing numbers, and `engineer` fills the one
         # gap the schema allows (TotalCharges of first-month customers) with its true value.
-        numeric = engineer(X)
-        blocks = [np.column_stack([numeric[c] for c in self.numeric_])]
-        for column, codes in self._codes.items():
-            # Integer codes against the fitted levels (-1 for anything else), then one-hot by
-            # comparing small ints: a dict lookup per value costs the same for 1 row or 1M,
-            # where pandas' vectorised lookup has a fixed cost that dominates a single request.
-            index = np.fromiter(
-                (codes.get(v, -1) for v in X[column]), np.int64, len(numeric["tenure"])
-            )
-            blocks.append(index[:, None] == np.arange(len(codes))[None, :])
-        return np.hstack([b.astype(np.float32, copy=False) for b in blocks])
+        numeric = engineer(X) if engineered is None else engineered
+        n = len(numeric["tenure"])
+        out = np.zeros((n, self.n_features_out_), dtype=np.float32)
+        out[:, : len(self.numeric_)] = np.column_stack([numeric[c] for c in self.numeric_])
+        # One-hot by dict lookup of each value's output column (-1: a level not seen in
+        # training, left all zero), then a single scatter. A lookup costs the same for 1 row or
+        # 1M, where pandas' vectorised lookup has a fixed cost that dominates one API request.
+        hot = np.empty((n, len(self._columns)), dtype=np.int64)
+        for k, (column, lookup) in enumerate(self._columns.items()):
+            hot[:, k] = np.fromiter((lookup.get(v, -1) for v in X[column]), np.int64, n)
+        rows, which = np.nonzero(hot >= 0)
+        out[rows, hot[rows, which]] = 1.0
+        return out
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return np.asarray(self.feature_names_out_, dtype=object)

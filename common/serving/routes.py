@@ -73,11 +73,12 @@ def scores_of(predictor: Predictor, outputs: Sequence[BaseModel]) -> np.ndarray 
     return np.fromiter((getattr(o, field) for o in outputs), np.float64, len(outputs))
 
 
-def json_content(
+async def json_content(
     content_type: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> None:
     """415 unless the body is JSON. A dependency, so it runs before the body is validated; a
-    missing Content-Type is read as JSON, as FastAPI does (curl users)."""
+    missing Content-Type is read as JSON, as FastAPI does (curl users). `async` so that FastAPI
+    does not hop to a worker thread for it (see `current_predictor`)."""
     require_content_type(content_type or JSON, (JSON,))
 
 
