@@ -178,7 +178,13 @@ class ChurnPredictor(TabularPredictor[BaseModel, ChurnPrediction]):
         return out
 
     def predict_table(self, table: pd.DataFrame) -> pd.DataFrame:
-        return pd.DataFrame(self.predict_columns(table, len(table)))
+        out = self.predict_columns(table, len(table))
+        # A column holds one type: reason values (a number or a category) become text.
+        for k in range(1, N_REASONS + 1):
+            out[f"reason_{k}_value"] = [
+                None if v is None else str(v) for v in out[f"reason_{k}_value"]
+            ]
+        return pd.DataFrame(out)
 
     def predict_batch(self, records: Sequence[BaseModel]) -> list[ChurnPrediction]:
         columns = {f: [getattr(r, f) for r in records] for f in CustomerRecord.model_fields}

@@ -129,8 +129,7 @@ def _blank_to_na(raw: pd.Series) -> pd.Series:
     return raw
 
 
-def _coerce_number(column: Column, raw: pd.Series, problems: list[Problem]) -> pd.Series:
-    values = _blank_to_na(raw)
+def _coerce_number(column: Column, values: pd.Series, problems: list[Problem]) -> pd.Series:
     numbers = pd.to_numeric(values, errors="coerce").astype("float64")
     present = values.notna().to_numpy()
     bad = present & numbers.isna().to_numpy()
@@ -167,22 +166,21 @@ def _coerce_number(column: Column, raw: pd.Series, problems: list[Problem]) -> p
     return numbers
 
 
-def _coerce_category(column: Column, raw: pd.Series, problems: list[Problem]) -> pd.Series:
-    values = _blank_to_na(raw.astype("string"))
+def _coerce_category(column: Column, values: pd.Series, problems: list[Problem]) -> pd.Series:
+    values = values.astype("string")
     if column.categories is None:
         return values.astype("category")
-    allowed = set(column.categories)
-    unknown = (values.notna() & ~values.isin(allowed)).to_numpy()
+    # Anything not in the list gets code -1, like a missing value; telling the two apart
+    # needs only the missing mask.
+    codes = pd.Index(column.categories, dtype="string").get_indexer(values)
+    unknown = (codes == -1) & values.notna().to_numpy()
     if unknown.any():
         choices = ", ".join(repr(c) for c in column.categories)
         problems.append(
             _problem(column.name, f"has unknown categories (allowed: {choices})", unknown, values)
         )
-    return pd.Series(
-        pd.Categorical(values.where(~unknown), categories=list(column.categories)),
-        index=raw.index,
-        name=column.name,
-    )
+    categorical = pd.Categorical.from_codes(codes, categories=list(column.categories))
+    return pd.Series(categorical, index=values.index, name=column.name)
 
 
 def validate(
@@ -208,14 +206,15 @@ def validate(
         if column.name not in df.columns:
             continue
         raw = df[column.name]
+        present = _blank_to_na(raw)
         if column.kind in ("int", "float"):
-            values = _coerce_number(column, raw, problems)
+            values = _coerce_number(column, present, problems)
         elif column.kind == "category":
-            values = _coerce_category(column, raw, problems)
+            values = _coerce_category(column, present, problems)
         else:
-            values = _blank_to_na(raw.astype("string"))
+            values = present.astype("string")
         if not column.nullable:
-            absent = _blank_to_na(raw).isna().to_numpy()
+            absent = present.isna().to_numpy()
             if absent.any():
                 problems.append(_problem(column.name, "has missing values", absent, raw))
         out[column.name] = values

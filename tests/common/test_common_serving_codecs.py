@@ -84,8 +84,8 @@ def test_read_csv_lists_lines_with_the_wrong_field_count(customer_schema) -> Non
 
 def test_write_table() -> None:
     frame = pd.DataFrame({"id": ["a", None], "p": [0.25, float("nan")], "ok": [True, False]})
-    assert write_table(frame, "text/csv") == b"a,0.25,True\n,,False\n"
-    assert write_table(frame, "text/csv", header=True).startswith(b"id,p,ok\n")
+    assert write_table(frame, "text/csv") == b'"a",0.25,true\n,,false\n'
+    assert write_table(frame, "text/csv", header=True).startswith(b'"id","p","ok"\n')
     assert write_table(frame, "application/json") == (
         b'{"predictions":[{"id":"a","p":0.25,"ok":true},{"id":null,"p":null,"ok":false}]}'
     )
