@@ -221,3 +221,50 @@ def test_data_defaults_to_the_data_root(settings) -> None:
     result = invoke("data", "--rows", 1000)
     assert result.exit_code == 0, result.output
     assert Path(result.stdout.strip()) == settings.data_root / "churn" / "telco.csv"
+
+
+def test_serve_without_a_model_is_a_clear_error(settings) -> None:
+    result = runner.invoke(app, ["serve"])
+    assert result.exit_code == 2
+    assert "no artifact 'latest'" in result.output and "train a model first" in result.output
+
+
+def test_serve_runs_until_sigterm_and_logs_json(published: Path, settings) -> None:
+    """The real command: ready on 127.0.0.1, JSON logs on stderr, clean exit on SIGTERM."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "churn", "serve", "--port", str(port)],
+        env={**os.environ, "MLP_TRACKING": "false"},
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1) as r:
+                    assert json.load(r) == {"status": "ready"}
+                    break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    # Uvicorn shuts down gracefully, then re-raises the signal, as a well-behaved process does.
+    assert proc.returncode in (0, -signal.SIGTERM)
+    lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    assert any(line["message"] == "Application shutdown complete." for line in lines)
+    assert any(line["message"] == "model loaded" and line["version"] == published.name
+               for line in lines)  # fmt: skip
+    assert not any(line.get("path") == "/ready" for line in lines)  # probes log at DEBUG

@@ -141,3 +141,11 @@ def test_corrupted_artifact_is_refused(trained_artifact: Path, tmp_path: Path) -
     model_file.write_bytes(model_file.read_bytes()[:-10] + b"corrupted!")
     with pytest.raises(ArtifactError, match=f"{model_file.name} does not match its checksum"):
         ChurnPredictor.from_artifact(copy)
+
+
+def test_score_agrees_with_predict_proba(predictor: ChurnPredictor, telco_frame) -> None:
+    """Serving takes the margin from the SHAP sum (one model call); it must be the margin."""
+    df = validate(telco_frame.head(500), TELCO_SCHEMA)
+    scores = predictor.model.score(df)
+    np.testing.assert_allclose(scores.probability, predictor.model.predict_proba(df), atol=1e-6)
+    assert scores.contributions.shape == (500, len(predictor.model.features.source_names_))
