@@ -6,6 +6,7 @@ dashboard in tests/churn/test_dashboard.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -25,23 +26,22 @@ from common.errors import ArtifactError
 from common.schema import Problem
 from common.settings import get_settings
 
-from .conftest import publish_toy
-
 
 def test_model_dir_prefers_model_dir_then_production_then_latest(
-    clean_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    clean_env: Path,
+    store: ArtifactStore,
+    publish: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    root = tmp_path / "store"
-    monkeypatch.setenv("MLP_ARTIFACTS_ROOT", str(root))
+    monkeypatch.setenv("MLP_ARTIFACTS_ROOT", str(store.root))
     monkeypatch.delenv("MODEL_DIR", raising=False)
     get_settings.cache_clear()
     with pytest.raises(ArtifactError, match="none yet: train a model first"):
         model_dir("toy")
 
-    first = publish_toy(root)
-    second = publish_toy(root)
+    first, second = publish(), publish()
     assert model_dir("toy") == second  # latest
-    ArtifactStore(root, "toy").promote(first.name)
+    store.promote(first.name)
     assert model_dir("toy") == first  # production wins over latest
     monkeypatch.setenv("MODEL_DIR", str(second))
     assert model_dir("toy") == second  # an explicit directory wins over both
