@@ -99,7 +99,8 @@ def create_app(
     load: Callable[[], Predictor] | None = None,
 ) -> FastAPI:
     """A FastAPI app serving `predictor_cls`; `load` replaces how the model is loaded (tests)."""
-    # Imported here: the routers build their request models from `predictor_cls` at call time.
+    # Imported here, as they import this module; their request models are built from
+    # `predictor_cls` by the `add_routes` calls below.
     from common.serving import kserve, routes, sagemaker
 
     settings = settings or ServeSettings()
@@ -126,10 +127,10 @@ def create_app(
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(RequestMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
-    app.include_router(routes.router(predictor_cls, settings))
-    app.include_router(sagemaker.router(predictor_cls, settings))
+    routes.add_routes(app, predictor_cls, settings)
+    sagemaker.add_routes(app, predictor_cls, settings)
     if issubclass(predictor_cls, TabularPredictor):
-        app.include_router(kserve.router(predictor_cls, settings))
+        kserve.add_routes(app, predictor_cls, settings)
     return app
 
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, FastAPI, Request
 from pydantic import BaseModel, Field
 
 from common.predictor import Predictor, TabularPredictor
@@ -23,6 +23,7 @@ from common.serving.codecs import too_many_rows
 from common.serving.errors import ApiError
 from common.serving.routes import ERRORS, Health, predict_off_loop
 
+TAGS = ["open inference protocol (v2)"]
 Datatype = Literal["BOOL", "INT64", "FP64", "FP32", "INT32", "BYTES"]
 _DATATYPES = {"int": "INT64", "float": "FP64", "bool": "BOOL", "category": "BYTES",
               "string": "BYTES"}  # fmt: skip
@@ -66,11 +67,10 @@ class ModelMetadataV2(BaseModel):
     outputs: list[TensorSpec]
 
 
-def router(predictor_cls: type[TabularPredictor], settings: Any) -> APIRouter:
+def add_routes(app: FastAPI, predictor_cls: type[TabularPredictor], settings: Any) -> None:
     from common.serving.app import current_predictor
 
     PredictorDep = Annotated[Predictor, Depends(current_predictor)]
-    api = APIRouter(prefix="/v2", tags=["open inference protocol (v2)"])
     schema = predictor_cls.input_schema
 
     def model_named(name: str, predictor: TabularPredictor) -> TabularPredictor:
@@ -78,15 +78,15 @@ def router(predictor_cls: type[TabularPredictor], settings: Any) -> APIRouter:
             raise ApiError(404, f"no model named {name!r}; this server has {predictor.project!r}")
         return predictor
 
-    @api.get("/health/live", response_model=Health)
+    @app.get("/v2/health/live", tags=TAGS, response_model=Health)
     async def live() -> Health:
         return Health(status="live")
 
-    @api.get("/health/ready", response_model=Health, responses={503: ERRORS[503]})
+    @app.get("/v2/health/ready", tags=TAGS, response_model=Health, responses={503: ERRORS[503]})
     async def ready(predictor: PredictorDep) -> Health:
         return Health(status="ready")
 
-    @api.get("/models/{name}", response_model=ModelMetadataV2, responses=NOT_FOUND)
+    @app.get("/v2/models/{name}", tags=TAGS, response_model=ModelMetadataV2, responses=NOT_FOUND)
     async def model_metadata(name: str, predictor: PredictorDep) -> ModelMetadataV2:
         model = model_named(name, predictor)
         return ModelMetadataV2(
@@ -99,12 +99,14 @@ def router(predictor_cls: type[TabularPredictor], settings: Any) -> APIRouter:
                      for n, kind in model.output_columns.items()],
         )  # fmt: skip
 
-    @api.get("/models/{name}/ready", response_model=Health, responses={503: ERRORS[503]})
+    @app.get(
+        "/v2/models/{name}/ready", tags=TAGS, response_model=Health, responses={503: ERRORS[503]}
+    )
     async def model_ready(name: str, predictor: PredictorDep) -> Health:
         model_named(name, predictor)
         return Health(status="ready")
 
-    @api.post("/models/{name}/infer", response_model=InferResponse,
+    @app.post("/v2/models/{name}/infer", tags=TAGS, response_model=InferResponse,
               responses={**ERRORS, **NOT_FOUND})  # fmt: skip
     async def infer(
         name: str, payload: InferRequest, request: Request, predictor: PredictorDep
@@ -123,8 +125,6 @@ def router(predictor_cls: type[TabularPredictor], settings: Any) -> APIRouter:
             id=payload.id,
             outputs=[_to_tensor(str(c), out[c]) for c in out.columns],
         )
-
-    return api
 
 
 def _to_frame(inputs: list[Tensor], limit: int) -> pd.DataFrame:

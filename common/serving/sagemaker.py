@@ -10,7 +10,7 @@ tabular predictor's rows are its flat `predict_table` columns in both encodings.
 from typing import Annotated, Any
 
 import pandas as pd
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import Depends, FastAPI, Header, Request, Response
 from pydantic import TypeAdapter, ValidationError
 
 from common.predictor import Predictor, TabularPredictor
@@ -29,9 +29,10 @@ from common.serving.errors import ApiError, validation_error
 from common.serving.routes import ERRORS, predict_off_loop, scores_of
 
 ROUTE = "/invocations"
+TAGS = ["sagemaker"]
 
 
-def router(predictor_cls: type[Predictor], settings: Any) -> APIRouter:
+def add_routes(app: FastAPI, predictor_cls: type[Predictor], settings: Any) -> None:
     from common.serving.app import current_predictor
 
     PredictorDep = Annotated[Predictor, Depends(current_predictor)]
@@ -39,15 +40,15 @@ def router(predictor_cls: type[Predictor], settings: Any) -> APIRouter:
     outputs_adapter = TypeAdapter(list[predictor_cls.output_model])
     tabular = issubclass(predictor_cls, TabularPredictor)
     accepted = (JSON, CSV) if tabular else (JSON,)
-    api = APIRouter(tags=["sagemaker"])
 
-    @api.get("/ping", responses={503: ERRORS[503]})
+    @app.get("/ping", responses={503: ERRORS[503]}, tags=TAGS)
     async def ping(predictor: PredictorDep) -> Response:
         """200 with an empty body once the model is loaded (SageMaker's health check)."""
         return Response(status_code=200)
 
-    @api.post(
+    @app.post(
         ROUTE,
+        tags=TAGS,
         responses=ERRORS,
         openapi_extra={
             "requestBody": {
@@ -82,8 +83,6 @@ def router(predictor_cls: type[Predictor], settings: Any) -> APIRouter:
         return Response(
             b'{"predictions":' + outputs_adapter.dump_json(outputs) + b"}", media_type=JSON
         )
-
-    return api
 
 
 def _validate_records(data: list[Any], adapter: TypeAdapter, limit: int) -> list[Any]:
