@@ -59,6 +59,17 @@ def engineer(columns: Columns) -> dict[str, np.ndarray]:
     }
 
 
+def _columns_of(values: Any, lookup: dict[str, int]) -> list[int] | np.ndarray:
+    """Each value's one-hot output column, by dict lookup: the same cost for 1 row or 1M,
+    where pandas' vectorised lookup has a fixed cost that dominates one API request. A
+    validated frame's categorical column is mapped once per category instead (its codes)."""
+    dtype = getattr(values, "dtype", None)
+    if isinstance(dtype, pd.CategoricalDtype):
+        per_code = np.array([lookup.get(c, -1) for c in dtype.categories] + [-1])
+        return per_code[values.cat.codes.to_numpy()]  # code -1 (missing) -> the final -1
+    return [lookup.get(v, -1) for v in values]
+
+
 # auto_wrap_output_keys=None: scikit-learn would otherwise wrap `transform` to support
 # `set_output(transform="pandas")`, a few microseconds per call that a single API request
 # notices; the models take the numpy matrix.
@@ -107,11 +118,10 @@ class ChurnFeatures(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None)
         n = len(numeric["tenure"])
         out = np.zeros((n, self.n_features_out_), dtype=np.float32)
         out[:, : len(self.numeric_)] = np.column_stack([numeric[c] for c in self.numeric_])
-        # One-hot by dict lookup of each value's output column (-1: a level not seen in
-        # training, left all zero), then a single scatter. A lookup costs the same for 1 row or
-        # 1M, where pandas' vectorised lookup has a fixed cost that dominates one API request.
+        # One-hot: each value's output column (-1 for a level not seen in training, left all
+        # zero), then a single scatter.
         hot = np.array(
-            [[lookup.get(v, -1) for v in X[column]] for column, lookup in self._columns.items()],
+            [_columns_of(X[column], lookup) for column, lookup in self._columns.items()],
             dtype=np.int64,
         ).T.reshape(n, len(self._columns))  # (n, categorical columns)
         rows, which = np.nonzero(hot >= 0)

@@ -155,17 +155,13 @@ class ChurnPredictor(TabularPredictor[BaseModel, ChurnPrediction]):
         top = np.argsort(-np.abs(phi), axis=1, kind="stable")[:, :N_REASONS]  # (n, reasons)
         top_phi = phi[np.arange(n)[:, None], top]
         # Reason values as the model saw them: engineered columns (TotalCharges filled for new
-        # customers) replace the raw ones of the same name. A raw column is turned into an
-        # array only if it is someone's reason: three for one customer, not all twenty-two.
-        columns: dict[str, Any] = dict(scores.engineered)
-
-        def value(j: int, i: int) -> str | float | None:
-            name = names[j]
-            if name not in columns:
-                columns[name] = np.asarray(rows[name], dtype=object)
-            return _plain(columns[name][i])
-
-        reasons = [[(names[j], value(j, i)) for j in row] for i, row in enumerate(top.tolist())]
+        # customers) replace the raw ones of the same name. Only the sources that are someone's
+        # reason are gathered: three for one customer, rather than all twenty-two.
+        values = np.empty(phi.shape, dtype=object)
+        for j in set(top.ravel().tolist()):
+            column = scores.engineered.get(names[j])
+            values[:, j] = np.asarray(rows[names[j]]) if column is None else column
+        top_values = values[np.arange(n)[:, None], top].tolist()  # (n, reasons)
         ids = rows[KEY] if KEY in rows else [None] * n
         out: dict[str, Any] = {
             KEY: np.asarray(ids, dtype=object),
@@ -174,8 +170,8 @@ class ChurnPredictor(TabularPredictor[BaseModel, ChurnPrediction]):
             "risk_band": risk_bands(probability, self.threshold),
         }
         for k in range(top.shape[1]):
-            out[f"reason_{k + 1}_feature"] = [r[k][0] for r in reasons]
-            out[f"reason_{k + 1}_value"] = [r[k][1] for r in reasons]
+            out[f"reason_{k + 1}_feature"] = [names[j] for j in top[:, k].tolist()]
+            out[f"reason_{k + 1}_value"] = [_plain(v[k]) for v in top_values]
             out[f"reason_{k + 1}_contribution"] = top_phi[:, k]
         return out
 
