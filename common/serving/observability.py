@@ -15,8 +15,10 @@ scan of random URLs cannot blow up the number of series.
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
+import math
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -46,11 +48,19 @@ class ScoreHistogram(Collector):
     def __init__(self, name: str, documentation: str, buckets: tuple[float, ...]) -> None:
         self.name, self.documentation = name, documentation
         self.edges = np.asarray(buckets, dtype=np.float64)
+        self.edges_list = [float(edge) for edge in buckets]
         self._counts = np.zeros(len(buckets) + 1, dtype=np.int64)  # last: above the top edge
         self._sum = 0.0
         self._lock = threading.Lock()
 
     def observe_many(self, values: np.ndarray) -> None:
+        if len(values) == 1:  # one API record: a bisect, not six numpy calls
+            value = float(values[0])
+            if math.isfinite(value):
+                with self._lock:
+                    self._counts[bisect.bisect_left(self.edges_list, value)] += 1
+                    self._sum += value
+            return
         values = np.asarray(values, dtype=np.float64)
         values = values[np.isfinite(values)]
         counts = np.bincount(

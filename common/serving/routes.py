@@ -71,7 +71,7 @@ def scores_of(predictor: Predictor, outputs: Sequence[BaseModel]) -> np.ndarray 
     field = predictor.score_field
     if field is None:
         return None
-    return np.fromiter((getattr(o, field) for o in outputs), np.float64, len(outputs))
+    return np.array([getattr(o, field) for o in outputs], dtype=np.float64)
 
 
 async def predictor_for_json(request: Request) -> Predictor:

@@ -261,3 +261,19 @@ def test_openapi_schema_is_valid_and_typed(client: TestClient) -> None:
     assert "Scored" in json.dumps(predict["responses"]["200"])
     invocations = spec["paths"]["/invocations"]["post"]["requestBody"]["content"]
     assert set(invocations) == {"application/json", "text/csv"}
+
+
+def test_score_histogram_counts_one_value_like_many() -> None:
+    import numpy as np
+
+    from common.serving.observability import SCORE_BUCKETS, ScoreHistogram
+
+    one, many = (ScoreHistogram("s", "doc", SCORE_BUCKETS) for _ in range(2))
+    values = [0.0, 0.1, 0.15, 0.5, 0.99, 1.0, 1.5, float("nan")]
+    for v in values:
+        one.observe_many(np.array([v]))
+    many.observe_many(np.array(values))
+    [a], [b] = one.collect(), many.collect()
+    assert [(s.labels, s.value) for s in a.samples] == [(s.labels, s.value) for s in b.samples]
+    buckets = {s.labels["le"]: s.value for s in a.samples if s.name.endswith("_bucket")}
+    assert buckets["0.1"] == 2 and buckets["1"] == 6 and buckets["+Inf"] == 7  # le is <=
