@@ -138,6 +138,12 @@ def test_report_shows_test_metrics_curves_importance_and_model_card(model_dir: P
 # -- what-if -----------------------------------------------------------------------------------
 
 
+def default_prediction(predictor: ChurnPredictor):
+    """What the model says of the form's default customer (the what-if form has no ID)."""
+    record = {k: v for k, v in EXAMPLES[0].items() if k != "customerID"}
+    return predictor.predict(CustomerRecord.model_validate(record))
+
+
 def submit(at: AppTest) -> AppTest:
     at.button[0].click().run()
     assert not at.exception, [e.value for e in at.exception]
@@ -148,8 +154,7 @@ def test_what_if_predicts_the_default_customer_in_process(
     model_dir: Path, predictor: ChurnPredictor
 ) -> None:
     at = submit(open_page("what_if.py"))
-    record = {k: v for k, v in EXAMPLES[0].items() if k != "customerID"}
-    expected = predictor.predict(CustomerRecord.model_validate(record))
+    expected = default_prediction(predictor)
     assert metric(at, "Churn probability") == f"{expected.churn_probability:.1%}"
     assert metric(at, "Decision") == ("Contact" if expected.churn else "No action")
     assert metric(at, "Risk band") == expected.risk_band
@@ -185,8 +190,7 @@ def test_what_if_through_the_api_matches_in_process(
     via_api: str, predictor: ChurnPredictor
 ) -> None:
     at = submit(open_page("what_if.py"))
-    record = {k: v for k, v in EXAMPLES[0].items() if k != "customerID"}
-    expected = predictor.predict(CustomerRecord.model_validate(record))
+    expected = default_prediction(predictor)
     assert metric(at, "Churn probability") == f"{expected.churn_probability:.1%}"
     assert len(chart_data(at.get("vega_lite_chart")[0])) == len(expected.reasons)
 
