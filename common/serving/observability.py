@@ -3,11 +3,11 @@
 Each app gets its own metrics registry (no process-global state, so tests can build many apps),
 served on `/metrics`:
 
-    http_requests_total{route, method, status}       counter
-    http_request_duration_seconds{route, method}     histogram
-    model_predictions_total{route}                   rows predicted
-    model_prediction_score                           histogram of the model's score
-    model_info{name, version}                        1, labelled with the loaded model
+    http_requests_total{route, method, status}             counter
+    http_request_duration_seconds{route, method, status}   histogram
+    model_predictions_total{route}                         rows predicted
+    model_prediction_score                                 histogram of the model's score
+    model_info{name, version}                              1, labelled with the loaded model
 
 Routes are labelled by their template (`/v2/models/{name}/infer`), never the raw path, so a
 scan of random URLs cannot blow up the number of series.
@@ -93,7 +93,8 @@ class ServiceMetrics:
             registry=self.registry,
         )  # fmt: skip
         self.latency = Histogram(
-            "http_request_duration_seconds", "Time to answer a request.", ["route", "method"],
+            "http_request_duration_seconds", "Time to answer a request.",
+            ["route", "method", "status"],
             buckets=LATENCY_BUCKETS, registry=self.registry,
         )  # fmt: skip
         self.predictions = Counter(
@@ -108,8 +109,9 @@ class ServiceMetrics:
         )
 
     def record_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route, method).observe(seconds)
+        code = str(status)
+        self.requests.labels(route, method, code).inc()
+        self.latency.labels(route, method, code).observe(seconds)
 
     def record_predictions(self, route: str, scores: np.ndarray | None, n: int) -> None:
         self.predictions.labels(route).inc(n)

@@ -228,7 +228,12 @@ def test_metrics_count_requests_predictions_and_scores(client: TestClient, toy_a
     client.post("/predict", json={"age": 5, "plan": "pro"})
     assert metric(client, "http_requests_total", route="/predict", status="200") == 2
     assert metric(client, "http_requests_total", route="/predict", status="422") == 1
-    assert metric(client, "http_request_duration_seconds_count", route="/predict") == 3
+    assert (
+        metric(client, "http_request_duration_seconds_count", route="/predict", status="200") == 2
+    )
+    assert (
+        metric(client, "http_request_duration_seconds_count", route="/predict", status="422") == 1
+    )
     assert metric(client, "model_predictions_total", route="/predict") == 4
     assert metric(client, "model_prediction_score_count") == 4
     assert metric(client, "model_prediction_score_bucket", le="0.5") == 1  # 0.2
