@@ -177,7 +177,10 @@ def _coerce_number(column: Column, values: pd.Series, problems: list[Problem]) -
             problems.append(
                 _problem(column.name, f"is above the maximum {column.max:g}", high, values)
             )
-    if column.kind == "int" and not column.nullable and not numbers.isna().any():
+    # Only a column of whole, finite numbers becomes int64 (inf or a huge value cannot, and
+    # their problems are already reported).
+    finite_values = np.isfinite(numbers.to_numpy())
+    if column.kind == "int" and not column.nullable and finite_values.all() and not problems:
         return numbers.astype("int64")
     return numbers
 
@@ -284,10 +287,14 @@ def record_model(
         if may_omit:
             annotation = annotation | None
         default = None if may_omit else ...
+        # Numbers are strict: `true` or "2" for a count is a client bug to report, not to guess
+        # (JSON integers are still accepted for a float).
+        strict = True if column.kind in ("int", "float") else None
         fields[column.name] = (
             annotation,
-            Field(default, ge=column.min, le=column.max, description=column.description or None),
-        )
+            Field(default, ge=column.min, le=column.max, strict=strict,
+                  description=column.description or None),
+        )  # fmt: skip
     config = ConfigDict(extra="forbid", allow_inf_nan=False)
     return create_model(name, __config__=config, **fields)
 

@@ -49,8 +49,10 @@ def negotiate(accept: str | None, offered: tuple[str, ...], default: str) -> tup
         params = part.lower().replace(" ", "")
         if kind in ("*/*", "text/*", "application/*"):
             candidates = [default, *offered]
-            match = next(c for c in candidates if kind == "*/*" or c.startswith(kind[:-1]))
-            return match, False
+            match = next((c for c in candidates if kind == "*/*" or c.startswith(kind[:-1])), None)
+            if match is not None:
+                return match, False
+            continue
         if kind in offered:
             return kind, "header=present" in params
     raise ApiError(406, f"cannot answer in {accept!r}; accepted: {', '.join(offered)}")
@@ -68,8 +70,13 @@ def read_csv(body: bytes, schema: TableSchema, *, max_rows: int) -> pd.DataFrame
     except UnicodeDecodeError as exc:
         raise ApiError(400, f"malformed CSV: line 1 is not UTF-8 ({exc.reason})") from None
     names = [c.name for c in schema.columns]
-    has_header = any(field.strip() in names for field in first)
+    # A header when most fields are column names: one value that happens to equal a name
+    # ("plan") does not make a data line a header.
+    has_header = sum(field.strip() in names for field in first) > len(first) / 2
     if has_header:
+        repeated = sorted({f for f in first if first.count(f) > 1})
+        if repeated:
+            raise ApiError(400, f"CSV header repeats columns: {', '.join(repeated)}")
         column_names = None
         read_as = first
     else:
@@ -100,7 +107,11 @@ def read_csv(body: bytes, schema: TableSchema, *, max_rows: int) -> pd.DataFrame
             # One thread: line numbers are only known in order, and a batch this size parses
             # in milliseconds anyway.
             read_options=pa_csv.ReadOptions(column_names=column_names, use_threads=False),
-            parse_options=pa_csv.ParseOptions(invalid_row_handler=on_bad_line),
+            # An empty line is read as a row of empty fields (which validation then reports),
+            # not skipped: a batch must get exactly one answer per line it sends.
+            parse_options=pa_csv.ParseOptions(
+                invalid_row_handler=on_bad_line, ignore_empty_lines=False
+            ),
             convert_options=pa_csv.ConvertOptions(
                 column_types=dict.fromkeys(read_as, pa.string()),
                 strings_can_be_null=False,
@@ -136,8 +147,10 @@ def write_table(frame: pd.DataFrame, kind: str, header: bool = False) -> bytes:
         table = pa.Table.from_pandas(frame, preserve_index=False)
         pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=header))
         return sink.getvalue()
-    rows = frame.to_json(orient="records", double_precision=15)
-    return b'{"predictions":' + rows.encode() + b"}"
+    # json.dumps, not pandas' to_json, which rounds floats to 15 digits: the same row must get
+    # the same number from /predict and /invocations.
+    rows = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+    return json.dumps({"predictions": rows}, allow_nan=False).encode()
 
 
 def json_records(body: bytes) -> list[Any]:
@@ -151,6 +164,8 @@ def json_records(body: bytes) -> list[Any]:
         raise ApiError(400, f"malformed JSON: {exc.msg} at character {exc.pos}") from None
     except UnicodeDecodeError as exc:
         raise ApiError(400, f"malformed JSON: not UTF-8 ({exc.reason})") from None
+    except (ValueError, RecursionError) as exc:  # e.g. a 5,000-digit number, or deep nesting
+        raise ApiError(400, f"malformed JSON: {exc}") from None
     if isinstance(data, dict) and set(data) == {"instances"}:
         data = data["instances"]
     return data if isinstance(data, list) else [data]

@@ -52,10 +52,13 @@ def field_errors(errors: Sequence[Any], prefix: str = "") -> list[dict[str, Any]
     tenure; the value is the one sent (shortened), absent when the field itself is missing."""
     out = []
     for e in errors:
+        loc = list(e["loc"])
+        if loc[:1] == ["body"]:
+            loc = loc[1:]
+        if loc[:1] and loc[0] in _UNION_TAGS:  # the branch pydantic chose, not a field
+            loc = loc[1:]
         path = prefix
-        for part in e["loc"]:
-            if part in ("body", *_UNION_TAGS):
-                continue
+        for part in loc:
             path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
         item: dict[str, Any] = {"field": path or "body", "message": e["msg"]}
         if e["type"] != "missing":
@@ -90,6 +93,10 @@ def _from_request_validation(exc: RequestValidationError) -> ApiError:
             return ApiError(400, f"malformed JSON: {reason} at character {position}")
         if e["type"] == "missing" and tuple(e["loc"]) == ("body",):
             return ApiError(400, "empty body: send a JSON object (one record) or a list of them")
+        if e["type"] == "too_long" and tuple(e["loc"]) == ("body", "batch"):
+            limit = (e.get("ctx") or {}).get("max_length")
+            return ApiError(413, f"batch of {len(e['input'])} rows is above this service's "
+                                 f"limit of {limit} rows; split it")  # fmt: skip
     return validation_error(errors)
 
 

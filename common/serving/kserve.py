@@ -18,19 +18,22 @@ from fastapi import Depends, FastAPI, Request
 from pydantic import BaseModel, Field
 
 from common.predictor import Predictor, TabularPredictor
-from common.schema import validate
+from common.schema import TableSchema, validate
 from common.serving.codecs import too_many_rows
-from common.serving.errors import ApiError
-from common.serving.routes import ERRORS, Health, predict_off_loop
+from common.serving.errors import ApiError, ErrorBody
+from common.serving.routes import ERRORS, Health, predict_off_loop, predictor_for_json
 
 TAGS = ["open inference protocol (v2)"]
 Datatype = Literal["BOOL", "INT64", "FP64", "FP32", "INT32", "BYTES"]
 _DATATYPES = {"int": "INT64", "float": "FP64", "bool": "BOOL", "category": "BYTES",
               "string": "BYTES"}  # fmt: skip
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {**ERRORS[422], "description": "No model of that name here"},
+    404: {"model": ErrorBody, "description": "No model of that name here"},
     503: ERRORS[503],
 }
+# Which tensor datatypes may carry each kind of column.
+_ACCEPTED = {"int": {"INT64", "INT32"}, "float": {"FP64", "FP32", "INT64", "INT32"},
+             "category": {"BYTES"}, "string": {"BYTES"}}  # fmt: skip
 
 
 class Tensor(BaseModel):
@@ -74,8 +77,9 @@ def add_routes(app: FastAPI, predictor_cls: type[TabularPredictor], settings: An
     schema = predictor_cls.input_schema
 
     def model_named(name: str, predictor: TabularPredictor) -> TabularPredictor:
-        if name != predictor.manifest.project:
-            raise ApiError(404, f"no model named {name!r}; this server has {predictor.project!r}")
+        served = predictor.manifest.project
+        if name != served:
+            raise ApiError(404, f"no model named {name!r}; this server has {served!r}")
         return predictor
 
     @app.get("/v2/health/live", tags=TAGS, response_model=Health)
@@ -109,10 +113,13 @@ def add_routes(app: FastAPI, predictor_cls: type[TabularPredictor], settings: An
     @app.post("/v2/models/{name}/infer", tags=TAGS, response_model=InferResponse,
               responses={**ERRORS, **NOT_FOUND})  # fmt: skip
     async def infer(
-        name: str, payload: InferRequest, request: Request, predictor: PredictorDep
+        name: str,
+        payload: InferRequest,
+        request: Request,
+        predictor: Annotated[Predictor, Depends(predictor_for_json)],
     ) -> InferResponse:
         model = model_named(name, predictor)
-        table = validate(_to_frame(payload.inputs, settings.max_batch_rows), schema,
+        table = validate(_to_frame(payload.inputs, schema, settings.max_batch_rows), schema,
                          source="request", allow_extra=False)  # fmt: skip
         out = await predict_off_loop(lambda: model.predict_table(table), len(table))
         field = model.score_field
@@ -127,8 +134,9 @@ def add_routes(app: FastAPI, predictor_cls: type[TabularPredictor], settings: An
         )
 
 
-def _to_frame(inputs: list[Tensor], limit: int) -> pd.DataFrame:
-    """Input tensors as table columns; every tensor must be 1-D (or n x 1) of one length."""
+def _to_frame(inputs: list[Tensor], schema: TableSchema, limit: int) -> pd.DataFrame:
+    """Input tensors as table columns; every tensor must be 1-D (or n x 1) of one length, with
+    a datatype that fits its column (validation then checks the values)."""
     names = [t.name for t in inputs]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
@@ -141,6 +149,10 @@ def _to_frame(inputs: list[Tensor], limit: int) -> pd.DataFrame:
         if math.prod(t.shape) != len(t.data):
             raise ApiError(422, f"invalid request: input {t.name!r} has shape {t.shape} but "
                            f"{len(t.data)} values")  # fmt: skip
+        if t.name in schema.names and t.datatype not in _ACCEPTED[schema[t.name].kind]:
+            allowed = " or ".join(sorted(_ACCEPTED[schema[t.name].kind]))
+            raise ApiError(422, f"invalid request: input {t.name!r} is {t.datatype}; "
+                           f"its column takes {allowed}")  # fmt: skip
         lengths.add(t.shape[0])
     if len(lengths) > 1:
         raise ApiError(422, f"invalid request: input tensors differ in length: {sorted(lengths)}")

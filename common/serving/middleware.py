@@ -25,6 +25,7 @@ from common.serving.errors import error_response
 from common.serving.observability import ServiceMetrics
 
 logger = logging.getLogger("common.serving.requests")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # Probes and scrapes arrive every few seconds forever; their log lines go to DEBUG.
 _QUIET = frozenset(
@@ -78,7 +79,9 @@ class RequestMiddleware:
         finally:
             seconds = time.perf_counter() - start
             route = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.record_request(route, scope["method"], status, seconds)
+            # Label values must come from a small set: a client can send any method name.
+            method = scope["method"] if scope["method"] in _METHODS else "other"
+            self.metrics.record_request(route, method, status, seconds)
             level = logging.DEBUG if scope["path"] in _QUIET else logging.INFO
             if logger.isEnabledFor(level):
                 extra: dict[str, Any] = {

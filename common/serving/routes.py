@@ -3,8 +3,9 @@
 `/predict` takes one record (a JSON object) or a batch (a list) and answers in kind, with
 request and response models generated from the Predictor's, so they show in the OpenAPI
 schema with examples. Small batches are predicted on the event loop (a thread hop costs more
-than the ~0.3 ms prediction); large ones in a worker thread so the service keeps answering
-probes meanwhile.
+than the ~0.1 ms prediction); large ones in a worker thread so that probes are answered
+meanwhile. (FastAPI parses and validates a `/predict` body on the loop; big batches belong on
+`/invocations`, which does all its work off the loop.)
 
 This module does not use `from __future__ import annotations`: FastAPI reads the endpoint
 annotations, which here are types built at run time from the Predictor class.
@@ -64,7 +65,12 @@ class ModelMetadata(BaseModel):
 
 async def predict_off_loop(fn: Callable[[], T], n_rows: int) -> T:
     """Run `fn` inline for small batches, in a worker thread for large ones."""
-    return fn() if n_rows <= INLINE_ROWS else await run_in_threadpool(fn)
+    return await off_loop_if(fn, n_rows > INLINE_ROWS)
+
+
+async def off_loop_if(fn: Callable[[], T], large: bool) -> T:
+    """Run `fn` in a worker thread if the work is large, else right here on the event loop."""
+    return await run_in_threadpool(fn) if large else fn()
 
 
 def scores_of(predictor: Predictor, outputs: Sequence[BaseModel]) -> np.ndarray | None:
@@ -75,10 +81,10 @@ def scores_of(predictor: Predictor, outputs: Sequence[BaseModel]) -> np.ndarray 
 
 
 async def predictor_for_json(request: Request) -> Predictor:
-    """The loaded predictor for a JSON request: 415 unless the body is JSON (a missing
-    Content-Type is read as JSON, as FastAPI does, for curl users). A dependency, so it runs
-    before the body is validated; one, rather than two, because each costs ~15 µs a request."""
-    require_content_type(request.headers.get("content-type") or JSON, (JSON,))
+    """The loaded predictor for a JSON request, or 415 unless the body is declared JSON. A
+    dependency, so it runs before the body is validated; one, rather than two, because each
+    costs ~15 µs a request."""
+    require_content_type(request.headers.get("content-type"), (JSON,))
     return await current_predictor(request)
 
 

@@ -9,6 +9,7 @@ tabular predictor's rows are its flat `predict_table` columns in both encodings.
 
 from typing import Annotated, Any
 
+import numpy as np
 import pandas as pd
 from fastapi import Depends, FastAPI, Header, Request, Response
 from pydantic import TypeAdapter, ValidationError
@@ -26,9 +27,11 @@ from common.serving.codecs import (
     write_table,
 )
 from common.serving.errors import ApiError, validation_error
-from common.serving.routes import ERRORS, predict_off_loop, scores_of
+from common.serving.routes import ERRORS, off_loop_if, scores_of
 
 ROUTE = "/invocations"
+#: Bodies above this size (~300 CSV rows) are handled in a worker thread.
+INLINE_BYTES = 64 * 1024
 TAGS = ["sagemaker"]
 
 
@@ -68,15 +71,27 @@ def add_routes(app: FastAPI, predictor_cls: type[Predictor], settings: Any) -> N
         answer, header = negotiate(accept, accepted, default=kind)
         body = await request.body()
         limit = settings.max_batch_rows
+        # Parsing, validating and predicting a big body take long enough to stall every other
+        # request (probes included) if done on the event loop.
+        large = len(body) > INLINE_BYTES
         if tabular:
-            table = _read_table(body, kind, predictor, records_adapter, limit)
-            out = await predict_off_loop(lambda: predictor.predict_table(table), len(table))
-            field = predictor.score_field
-            scores = out[field].to_numpy() if field else None
-            request.app.state.metrics.record_predictions(ROUTE, scores, len(out))
-            return Response(write_table(out, answer, header), media_type=answer)
-        records = _validate_records(json_records(body), records_adapter, limit)
-        outputs = await predict_off_loop(lambda: predictor.predict_batch(records), len(records))
+
+            def answer_table() -> tuple[bytes, np.ndarray | None, int]:
+                table = _read_table(body, kind, predictor, records_adapter, limit)
+                out = predictor.predict_table(table)
+                field = predictor.score_field
+                scores = out[field].to_numpy() if field else None
+                return write_table(out, answer, header), scores, len(out)
+
+            content, scores, n = await off_loop_if(answer_table, large)
+            request.app.state.metrics.record_predictions(ROUTE, scores, n)
+            return Response(content, media_type=answer)
+
+        def answer_records() -> list[Any]:
+            records = _validate_records(json_records(body), records_adapter, limit)
+            return predictor.predict_batch(records)
+
+        outputs = await off_loop_if(answer_records, large)
         request.app.state.metrics.record_predictions(
             ROUTE, scores_of(predictor, outputs), len(outputs)
         )

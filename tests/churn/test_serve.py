@@ -105,6 +105,9 @@ CSV_LINE = ",".join(str(v) for v in RISKY.values())
         ({**RISKY, "favouriteColour": "red"}, None, 422,
          "favouriteColour: Extra inputs are not permitted (got 'red')"),
         ({**RISKY, "tenure": "two"}, None, 422, "tenure: Input should be a valid integer"),
+        ({**RISKY, "tenure": True}, None, 422, "tenure: Input should be a valid integer"),
+        ({**RISKY, "MonthlyCharges": "85.5"}, None, 422,
+         "MonthlyCharges: Input should be a valid number"),
         ({**RISKY, "SeniorCitizen": [1]}, None, 422, "SeniorCitizen: Input should be a valid"),
         ('{"MonthlyCharges": NaN}', "application/json", 422, "Field required"),
         (json.dumps({**RISKY, "MonthlyCharges": float("nan")}), "application/json", 422,
@@ -141,6 +144,7 @@ def test_bad_requests_to_predict(client, body, content_type, status: int, expect
         (CSV_LINE.replace("Fiber optic", "Fibre"), 422, "column 'InternetService': has unknown"),
         (CSV_LINE.replace(",2,", ",-2,", 1), 422, "column 'tenure': is below the minimum 0"),
         (CSV_LINE.replace("85.5", "inf"), 422, "column 'MonthlyCharges': is infinite"),
+        (CSV_LINE.replace(",2,", ",inf,", 1), 422, "column 'tenure': is infinite"),
         (CSV_LINE.replace("85.5", "lots"), 422, "column 'MonthlyCharges': is not numeric"),
     ],
 )

@@ -189,8 +189,10 @@ def test_body_over_the_limit_is_413_declared_or_streamed(make_client) -> None:
 def test_batch_over_the_row_limit_is_413(make_client) -> None:
     client = make_client(max_batch_rows=5)
     response = client.post("/predict", json=[ROW] * 6)
-    assert response.status_code == 422
-    assert "at most 5 items" in response.json()["error"]
+    assert response.status_code == 413
+    assert response.json()["error"] == (
+        "batch of 6 rows is above this service's limit of 5 rows; split it"
+    )
     csv = "age,plan\n" + "30,pro\n" * 6
     response = client.post("/invocations", content=csv, headers={"content-type": "text/csv"})
     assert response.status_code == 413 and "limit of 5 rows" in response.json()["error"]
@@ -282,3 +284,25 @@ def test_score_histogram_counts_one_value_like_many() -> None:
     assert [(s.labels, s.value) for s in a.samples] == [(s.labels, s.value) for s in b.samples]
     buckets = {s.labels["le"]: s.value for s in a.samples if s.name.endswith("_bucket")}
     assert buckets["0.1"] == 2 and buckets["1"] == 6 and buckets["+Inf"] == 7  # le is <=
+
+
+def test_predict_needs_a_json_content_type(client: TestClient) -> None:
+    body = json.dumps(ROW).encode()
+    missing = client.post("/predict", content=body)
+    assert missing.status_code == 415 and "no Content-Type" in missing.json()["error"]
+    plain = client.post("/predict", content=body, headers={"content-type": "text/plain"})
+    assert plain.status_code == 415
+
+
+@pytest.mark.parametrize("age", [True, "30", 30.5])
+def test_numbers_are_strict(client: TestClient, age) -> None:
+    response = client.post("/predict", json={**ROW, "age": age})
+    assert response.status_code == 422 and response.json()["detail"][0]["field"] == "age"
+
+
+def test_made_up_methods_share_one_metrics_label(client: TestClient) -> None:
+    for method in ("FOO1", "FOO2"):
+        assert client.request(method, "/predict").status_code in (400, 405)
+    labels = {s.labels.get("method") for f in text_string_to_metric_families(
+        client.get("/metrics").text) for s in f.samples}  # fmt: skip
+    assert "other" in labels and not {"FOO1", "FOO2"} & labels

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -45,9 +47,12 @@ def test_negotiate(accept: str | None, expected: tuple[str, bool]) -> None:
     assert negotiate(accept, OFFERED, default="text/csv") == expected
 
 
-def test_negotiate_refuses_what_it_cannot_give() -> None:
+@pytest.mark.parametrize(
+    ("accept", "offered"), [("image/png", OFFERED), ("text/*", ("application/json",))]
+)
+def test_negotiate_refuses_what_it_cannot_give(accept: str, offered: tuple[str, ...]) -> None:
     with pytest.raises(ApiError) as exc:
-        negotiate("image/png", OFFERED, default="text/csv")
+        negotiate(accept, offered, default=offered[0])
     assert exc.value.status == 406
 
 
@@ -86,6 +91,6 @@ def test_write_table() -> None:
     frame = pd.DataFrame({"id": ["a", None], "p": [0.25, float("nan")], "ok": [True, False]})
     assert write_table(frame, "text/csv") == b'"a",0.25,true\n,,false\n'
     assert write_table(frame, "text/csv", header=True).startswith(b'"id","p","ok"\n')
-    assert write_table(frame, "application/json") == (
-        b'{"predictions":[{"id":"a","p":0.25,"ok":true},{"id":null,"p":null,"ok":false}]}'
-    )
+    assert json.loads(write_table(frame, "application/json")) == {
+        "predictions": [{"id": "a", "p": 0.25, "ok": True}, {"id": None, "p": None, "ok": False}]
+    }

@@ -88,6 +88,12 @@ def test_json_invocations_take_a_record_a_list_or_instances(client: TestClient) 
         ('{"age": 30}', "application/json", 422, "plan: Field required"),
         ("age=30", "application/x-www-form-urlencoded", 415, "unsupported content type"),
         ("age,plan\n30,pro\n", "", 415, "no Content-Type"),
+        (CSV_HEADER + "a,inf,pro\nb,1e400,pro\n", "text/csv", 422, "column 'age': is infinite"),
+        ("age,plan,age\n30,pro,31\n", "text/csv", 400, "header repeats columns: age"),
+        # An empty line is a row (of missing values), so answers stay one per line.
+        ("a,30,pro\n\nb,40,pro\n", "text/csv", 422, "column 'age': has missing values (1 row: 2"),
+        ("[" * 100_000, "application/json", 400, "malformed JSON"),
+        ('{"age": 1' + "0" * 5000 + "}", "application/json", 400, "malformed JSON"),
     ],
 )
 def test_bad_batches_get_a_4xx_naming_the_problem(
@@ -159,3 +165,25 @@ def test_csv_answer_reads_back_as_the_table(client: TestClient) -> None:
     response = invoke(client, body, "text/csv", accept="text/csv;header=present")
     table = pd.read_csv(io.StringIO(response.text))
     assert list(table.columns) == ["id", "score", "flagged"] and len(table) == 50
+
+
+def test_a_value_equal_to_a_column_name_does_not_make_a_header(client: TestClient) -> None:
+    response = invoke(client, "plan,30,pro\n", "text/csv")  # id "plan": a data line
+    assert response.text == '"plan",0.55,true\n'
+
+
+def test_json_answers_keep_every_digit(client: TestClient) -> None:
+    row = {"age": 33, "plan": "basic"}
+    invoked = client.post("/invocations", json=row).json()["predictions"][0]["score"]
+    assert invoked == client.post("/predict", json=row).json()["score"] == 0.33
+
+
+def test_v2_checks_content_type_and_tensor_datatypes(client: TestClient) -> None:
+    plain = client.post(
+        "/v2/models/toy/infer", content=b"{}", headers={"content-type": "text/plain"}
+    )
+    assert plain.status_code == 415
+    request = {"inputs": [tensor("age", ["30"]), tensor("plan", ["pro"])]}
+    response = client.post("/v2/models/toy/infer", json=request)
+    assert response.status_code == 422
+    assert "input 'age' is BYTES; its column takes INT32 or INT64" in response.json()["error"]
