@@ -147,8 +147,12 @@ class ChurnPredictor(TabularPredictor[BaseModel, ChurnPrediction]):
     def threshold(self) -> float:
         return self.model.threshold
 
-    def predict_columns(self, rows: Columns, n: int) -> dict[str, Any]:
-        """The core: `n` validated rows as columns -> flat output columns (see `predict_table`)."""
+    def predict_columns(self, rows: Columns, n: int, *, as_text: bool = False) -> dict[str, Any]:
+        """The core: `n` validated rows as columns -> flat output columns (see `predict_table`).
+
+        Reason values are plain Python numbers and strings, or all text with `as_text` (for a
+        table, whose column must hold one type).
+        """
         scores = self.model.score(rows)
         probability, phi = scores.probability, scores.contributions  # phi: (n, sources)
         names = self.model.features.source_names_
@@ -156,12 +160,16 @@ class ChurnPredictor(TabularPredictor[BaseModel, ChurnPrediction]):
         top_phi = phi[np.arange(n)[:, None], top]
         # Reason values as the model saw them: engineered columns (TotalCharges filled for new
         # customers) replace the raw ones of the same name. Only the sources that are someone's
-        # reason are gathered: three for one customer, rather than all twenty-two.
+        # reason are gathered: three for one customer, rather than all twenty-two. Validation
+        # leaves no missing value in a source, and engineering fills TotalCharges.
         values = np.empty(phi.shape, dtype=object)
         for j in set(top.ravel().tolist()):
             column = scores.engineered.get(names[j])
-            values[:, j] = np.asarray(rows[names[j]]) if column is None else column
-        top_values = values[np.arange(n)[:, None], top].tolist()  # (n, reasons)
+            column = np.asarray(rows[names[j]]) if column is None else column
+            values[:, j] = column  # as Python floats and strings
+        top_values = values[np.arange(n)[:, None], top]  # (n, reasons)
+        if as_text:
+            top_values = top_values.astype(str)
         ids = rows[KEY] if KEY in rows else [None] * n
         out: dict[str, Any] = {
             KEY: np.asarray(ids, dtype=object),
@@ -171,18 +179,12 @@ class ChurnPredictor(TabularPredictor[BaseModel, ChurnPrediction]):
         }
         for k in range(top.shape[1]):
             out[f"reason_{k + 1}_feature"] = [names[j] for j in top[:, k].tolist()]
-            out[f"reason_{k + 1}_value"] = [_plain(v[k]) for v in top_values]
+            out[f"reason_{k + 1}_value"] = top_values[:, k].tolist()
             out[f"reason_{k + 1}_contribution"] = top_phi[:, k]
         return out
 
     def predict_table(self, table: pd.DataFrame) -> pd.DataFrame:
-        out = self.predict_columns(table, len(table))
-        # A column holds one type: reason values (a number or a category) become text.
-        for k in range(1, N_REASONS + 1):
-            out[f"reason_{k}_value"] = [
-                None if v is None else str(v) for v in out[f"reason_{k}_value"]
-            ]
-        return pd.DataFrame(out)
+        return pd.DataFrame(self.predict_columns(table, len(table), as_text=True))
 
     def predict_batch(self, records: Sequence[BaseModel]) -> list[ChurnPrediction]:
         columns = {f: [getattr(r, f) for r in records] for f in CustomerRecord.model_fields}
@@ -216,12 +218,3 @@ class ChurnPredictor(TabularPredictor[BaseModel, ChurnPrediction]):
     def explain(self, table: pd.DataFrame) -> pd.DataFrame:
         """Every field's contribution to each customer's log-odds, plus the bias."""
         return self.model.explain(table)
-
-
-def _plain(value: Any) -> str | float | None:
-    """A JSON-friendly scalar: numpy numbers to float, NaN/NA to None, anything else to str."""
-    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
-        return None
-    if isinstance(value, (int, float, np.number)):
-        return float(value)
-    return str(value)
