@@ -8,7 +8,9 @@ decision, band, three reason codes):
 - requests/s at concurrency 16,
 - rows/s for a 10,000-row `text/csv` batch to `/invocations`,
 and the in-process figures for the same rows (the limit). Load comes from `wrk` (Debian's
-`wrk` package) in its own process, so the client's cost is not the server's.
+`wrk` package) in its own process, so the client's cost is not the server's. With two or more
+CPUs and `taskset`, the server (and the in-process run) are pinned to CPU 0 and wrk to CPU 1,
+so that the scheduler moving them about does not add to the noise.
 
 Without --model it trains one on generated data (with --family, only that family) in a
 temporary store. Results go to benchmarks/results/serve_churn[_FAMILY].json.
@@ -27,6 +29,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from benchmarks.measure import save
@@ -46,6 +50,25 @@ done = function(summary, latency, requests)
     latency:percentile(99) / 1e3))
 end
 """
+
+
+def pinned(cmd: list[str], cpu: int) -> list[str]:
+    """`cmd` pinned to one CPU, where the machine has two and `taskset` exists."""
+    if (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
+        return ["taskset", "-c", str(cpu), *cmd]
+    return cmd
+
+
+@contextmanager
+def on_cpu(cpu: int) -> Iterator[None]:
+    """Run this process's block on one CPU (where the machine has two), then let it go."""
+    before = os.sched_getaffinity(0)
+    if (os.cpu_count() or 1) >= 2:
+        os.sched_setaffinity(0, {cpu})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def free_port() -> int:
@@ -80,10 +103,9 @@ def wait_ready(url: str, timeout: float = 60.0) -> None:
 def wrk(url: str, body: str, connections: int, seconds: int, workdir: Path) -> dict:
     script = workdir / "post.lua"
     script.write_text(WRK_SCRIPT.format(body=body))
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), f"{url}/predict"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script),
+               f"{url}/predict"]  # fmt: skip
+    out = subprocess.run(pinned(command, 1), capture_output=True, text=True, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     result["requests_per_s"] = round(result["requests"] / result["seconds"], 1)
     if result["errors"] or result["non_2xx"]:
@@ -150,23 +172,26 @@ def main() -> None:
         csv_body = rows_frame.to_csv(index=False, header=False).encode()
         rows = json.loads(rows_frame.head(1).to_json(orient="records"))
         # This is a 2-core VM with noisy neighbours: medians of many repeats, not one run.
-        limit = in_process(model, rows, csv_body, repeats=15)
+        with on_cpu(0):  # where the server will run
+            limit = in_process(model, rows, csv_body, repeats=15)
 
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         env = {**os.environ, "MLP_TRACKING": "false"}
+        serve = [sys.executable, "-m", "churn", "serve", "--model", str(model),
+                 "--port", str(port)]  # fmt: skip
         server = subprocess.Popen(
-            [sys.executable, "-m", "churn", "serve", "--model", str(model), "--port", str(port)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            pinned(serve, 0), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         try:
             wait_ready(url)
             body = json.dumps(rows[0])
             wrk(url, body, 1, 2, workdir)  # warm-up
             latency = wrk(url, body, 1, args.seconds, workdir)
             throughput = wrk(url, body, 16, args.seconds, workdir)
-            post_csv(url, csv_body)  # warm-up
-            batch_s = statistics.median(post_csv(url, csv_body) for _ in range(15))
+            with on_cpu(1):  # the client, like wrk, beside the server
+                post_csv(url, csv_body)  # warm-up
+                batch_s = statistics.median(post_csv(url, csv_body) for _ in range(15))
         finally:
             server.terminate()
             server.wait(timeout=30)
