@@ -131,7 +131,8 @@ def serve(
     """Serve the model over HTTP (docs at /docs) until interrupted."""
     from churn.serve import ChurnPredictor
     from common.artifacts import ArtifactStore
-    from common.serving.app import ServeSettings, resolve_model_dir, run
+    from common.serving.app import run
+    from common.settings import ServeSettings
 
     with user_errors():
         settings = get_settings()
@@ -140,7 +141,8 @@ def serve(
             options["model_dir"] = ArtifactStore(settings.artifacts_root, "churn").resolve(model)
         serve_settings = ServeSettings(**{k: v for k, v in options.items() if v is not None})
         # Fail here, with a clear message, rather than start a server that is never ready.
-        path = resolve_model_dir("churn", serve_settings, settings)
+        store = ArtifactStore(settings.artifacts_root, "churn")
+        path = store.resolve_serving(serve_settings.model_dir)
         serve_settings = serve_settings.model_copy(update={"model_dir": path})
     logger.info("serving %s on http://%s:%d", path, serve_settings.host, serve_settings.port)
     run(ChurnPredictor, serve_settings)

@@ -96,15 +96,8 @@ class ChurnPrediction(BaseModel):
     reasons: list[Reason]
 
 
-def risk_band(probability: float, threshold: float) -> Literal["low", "medium", "high"]:
-    """Below the threshold: low; up to even odds: medium (worth an offer); above: high."""
-    if probability < threshold:
-        return "low"
-    return "medium" if probability < max(0.5, threshold) else "high"
-
-
 def risk_bands(probability: np.ndarray, threshold: float) -> np.ndarray:
-    """`risk_band` for many probabilities at once."""
+    """Below the threshold: low; up to even odds: medium (worth an offer); above: high."""
     band = (probability >= threshold).astype(np.int8) + (probability >= max(0.5, threshold))
     return _BANDS[band]
 
@@ -214,7 +207,3 @@ class ChurnPredictor(TabularPredictor[BaseModel, ChurnPrediction]):
                 strict=True,
             )
         ]  # fmt: skip
-
-    def explain(self, table: pd.DataFrame) -> pd.DataFrame:
-        """Every field's contribution to each customer's log-odds, plus the bias."""
-        return self.model.explain(table)

@@ -216,8 +216,11 @@ class ArtifactStore:
             f"{self.project}: no artifact {str(ref)!r} in {self.project_dir} (known: {known})"
         )
 
-    def resolve_serving(self) -> Path:
-        """What a service or dashboard should load: `production` if promoted, else `latest`."""
+    def resolve_serving(self, model_dir: Path | None = None) -> Path:
+        """What a service or dashboard should load: `model_dir` if given (`MODEL_DIR`), else
+        `production` if promoted, else `latest`; ArtifactError if there is none."""
+        if model_dir is not None:
+            return model_dir
         try:
             return self.resolve("production")
         except ArtifactError:

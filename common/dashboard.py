@@ -31,7 +31,7 @@ from common.artifacts import ArtifactStore
 from common.errors import DataValidationError, UserError
 from common.predictor import Predictor
 from common.schema import Column, Problem
-from common.settings import get_settings
+from common.settings import ServeSettings, get_settings
 
 #: An artifact directory to show instead of the store's production/latest model.
 MODEL_DIR_ENV = "MODEL_DIR"
@@ -47,10 +47,10 @@ P = TypeVar("P", bound=Predictor)
 
 
 def model_dir(project: str) -> Path:
-    """`MODEL_DIR` if set, else the store's production alias, else latest; ArtifactError if none."""
-    if path := os.environ.get(MODEL_DIR_ENV, "").strip():
-        return Path(path)
-    return ArtifactStore(get_settings().artifacts_root, project).resolve_serving()
+    """`MODEL_DIR` if set, else the store's production alias, else latest, as for the API;
+    ArtifactError if none."""
+    store = ArtifactStore(get_settings().artifacts_root, project)
+    return store.resolve_serving(ServeSettings().model_dir)
 
 
 # A few entries: a dashboard left running while models are promoted keeps the new one and the

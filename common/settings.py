@@ -8,6 +8,9 @@ Tests build their own `Settings(...)` or clear the cache with `get_settings.cach
     MLP_TRACKING_URI=http://mlflow:5000   any MLflow tracking URI (default: sqlite file under
                                      the artifacts root); MLP_TRACKING=false turns tracking off
     MLP_SEED=7                       the seed every random step derives from
+
+`ServeSettings` is how a service (and a dashboard) finds its model and runs: `MODEL_DIR`,
+`SAGEMAKER_BIND_TO_PORT` and `MLP_SERVE_*`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -45,6 +48,35 @@ class Settings(BaseSettings):
         """Where new MLflow experiments keep run files: beside the embedded database, or, for a
         configured tracking server, wherever that server decides (None)."""
         return None if self.tracking_uri else self.artifacts_root / "mlruns"
+
+
+class ServeSettings(BaseSettings):
+    """How a service runs; from the environment (`MLP_SERVE_...`, plus the two names that
+    containers conventionally set: `MODEL_DIR` and SageMaker's `SAGEMAKER_BIND_TO_PORT`)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MLP_SERVE_",
+        extra="ignore",
+        frozen=True,
+        protected_namespaces=(),
+        populate_by_name=True,  # ServeSettings(model_dir=...) in code, MODEL_DIR in the env
+    )
+
+    model_dir: Path | None = Field(
+        None,
+        validation_alias=AliasChoices("MODEL_DIR", "MLP_SERVE_MODEL_DIR"),
+        description="Artifact directory to serve; default: the production alias, else latest.",
+    )
+    host: str = Field("127.0.0.1", description="Interface to bind; 0.0.0.0 in a container.")
+    port: int = Field(
+        8080,
+        ge=1,
+        le=65535,
+        validation_alias=AliasChoices("SAGEMAKER_BIND_TO_PORT", "MLP_SERVE_PORT"),
+    )
+    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="Larger bodies get 413.")
+    max_batch_rows: int = Field(50_000, ge=1, description="Larger batches get 413.")
+    log_level: str = Field("INFO", description="Level of the JSON log on stderr.")
 
 
 @lru_cache(maxsize=1)

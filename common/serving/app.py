@@ -8,7 +8,8 @@ endpoint that needs the model answers 503 with the reason until then, or for goo
 failed (the error is logged and shown by `/ready`).
 
 Which model: `MODEL_DIR` (an artifact directory, e.g. SageMaker's `/opt/ml/model`), else the
-project's `production` alias in the artifact store, else its `latest`.
+project's `production` alias in the artifact store, else its `latest` (`ServeSettings` and
+`ArtifactStore.resolve_serving`, which the dashboards use too).
 """
 
 from __future__ import annotations
@@ -18,11 +19,8 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 from fastapi import FastAPI, Request
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.artifacts import ArtifactStore
 from common.errors import ArtifactError
@@ -30,38 +28,9 @@ from common.predictor import Predictor, TabularPredictor
 from common.serving.errors import ApiError, install_error_handlers
 from common.serving.middleware import RequestMiddleware
 from common.serving.observability import ServiceMetrics
-from common.settings import Settings, get_settings
+from common.settings import ServeSettings, get_settings
 
 logger = logging.getLogger("common.serving")
-
-
-class ServeSettings(BaseSettings):
-    """How a service runs; from the environment (`MLP_SERVE_...`, plus the two names that
-    containers conventionally set: `MODEL_DIR` and SageMaker's `SAGEMAKER_BIND_TO_PORT`)."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="MLP_SERVE_",
-        extra="ignore",
-        frozen=True,
-        protected_namespaces=(),
-        populate_by_name=True,  # ServeSettings(model_dir=...) in code, MODEL_DIR in the env
-    )
-
-    model_dir: Path | None = Field(
-        None,
-        validation_alias=AliasChoices("MODEL_DIR", "MLP_SERVE_MODEL_DIR"),
-        description="Artifact directory to serve; default: the production alias, else latest.",
-    )
-    host: str = Field("127.0.0.1", description="Interface to bind; 0.0.0.0 in a container.")
-    port: int = Field(
-        8080,
-        ge=1,
-        le=65535,
-        validation_alias=AliasChoices("SAGEMAKER_BIND_TO_PORT", "MLP_SERVE_PORT"),
-    )
-    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="Larger bodies get 413.")
-    max_batch_rows: int = Field(50_000, ge=1, description="Larger batches get 413.")
-    log_level: str = Field("INFO", description="Level of the JSON log on stderr.")
 
 
 @dataclass
@@ -70,13 +39,6 @@ class ServiceState:
 
     predictor: Predictor | None = None
     error: str | None = None
-
-
-def resolve_model_dir(project: str, settings: ServeSettings, store: Settings) -> Path:
-    """MODEL_DIR, else the store's production alias, else latest; ArtifactError if none."""
-    if settings.model_dir is not None:
-        return settings.model_dir
-    return ArtifactStore(store.artifacts_root, project).resolve_serving()
 
 
 async def current_predictor(request: Request) -> Predictor:
@@ -108,8 +70,8 @@ def create_app(
     state = ServiceState()
 
     def default_load() -> Predictor:
-        path = resolve_model_dir(predictor_cls.project, settings, get_settings())
-        return predictor_cls.from_artifact(path)
+        store = ArtifactStore(get_settings().artifacts_root, predictor_cls.project)
+        return predictor_cls.from_artifact(store.resolve_serving(settings.model_dir))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

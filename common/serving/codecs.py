@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from common.schema import TableSchema
-from common.serving.errors import ApiError
+from common.serving.errors import ApiError, too_many_rows
 
 JSON = "application/json"
 CSV = "text/csv"
@@ -130,10 +130,6 @@ def read_csv(body: bytes, schema: TableSchema, *, max_rows: int) -> pd.DataFrame
     if has_header:
         frame.columns = [c.strip() for c in frame.columns]
     return frame
-
-
-def too_many_rows(n: int, limit: int) -> str:
-    return f"batch of {n} rows is above this service's limit of {limit} rows; split it"
 
 
 def write_table(frame: pd.DataFrame, kind: str, header: bool = False) -> bytes:

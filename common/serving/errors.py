@@ -47,6 +47,10 @@ def error_response(status: int, error: str, detail: Any = None) -> JSONResponse:
     return JSONResponse({"error": error, "detail": _json_safe(detail)}, status_code=status)
 
 
+def too_many_rows(n: int, limit: int) -> str:
+    return f"batch of {n} rows is above this service's limit of {limit} rows; split it"
+
+
 def field_errors(errors: Sequence[Any], prefix: str = "") -> list[dict[str, Any]]:
     """pydantic errors as `{"field", "message", "value"}`: `[2].tenure` is the third record's
     tenure; the value is the one sent (shortened), absent when the field itself is missing."""
@@ -95,8 +99,7 @@ def _from_request_validation(exc: RequestValidationError) -> ApiError:
             return ApiError(400, "empty body: send a JSON object (one record) or a list of them")
         if e["type"] == "too_long" and tuple(e["loc"]) == ("body", "batch"):
             limit = (e.get("ctx") or {}).get("max_length")
-            return ApiError(413, f"batch of {len(e['input'])} rows is above this service's "
-                                 f"limit of {limit} rows; split it")  # fmt: skip
+            return ApiError(413, too_many_rows(len(e["input"]), limit))
     return validation_error(errors)
 
 

@@ -19,8 +19,7 @@ from pydantic import BaseModel, Field
 
 from common.predictor import Predictor, TabularPredictor
 from common.schema import TableSchema, validate
-from common.serving.codecs import too_many_rows
-from common.serving.errors import ApiError, ErrorBody
+from common.serving.errors import ApiError, ErrorBody, too_many_rows
 from common.serving.routes import ERRORS, Health, predict_off_loop, predictor_for_json
 
 TAGS = ["open inference protocol (v2)"]

@@ -23,10 +23,9 @@ from common.serving.codecs import (
     negotiate,
     read_csv,
     require_content_type,
-    too_many_rows,
     write_table,
 )
-from common.serving.errors import ApiError, validation_error
+from common.serving.errors import ApiError, too_many_rows, validation_error
 from common.serving.routes import ERRORS, off_loop_if, scores_of
 
 ROUTE = "/invocations"

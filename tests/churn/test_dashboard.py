@@ -50,7 +50,8 @@ def churn_api(trained_artifact: Path) -> Iterator[str]:
     """The churn API serving the session's model from a thread; its base URL."""
     import uvicorn
 
-    from common.serving.app import ServeSettings, create_app
+    from common.serving.app import create_app
+    from common.settings import ServeSettings
 
     app = create_app(ChurnPredictor, ServeSettings(model_dir=trained_artifact))
     with socket.socket() as probe:  # a free port: bind to 0, read it back

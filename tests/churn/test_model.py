@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from churn.schema import TELCO_SCHEMA
-from churn.serve import ChurnPredictor, CustomerRecord, risk_band
+from churn.serve import ChurnPredictor, CustomerRecord, risk_bands
 from common.errors import ArtifactError
 from common.schema import validate
 
@@ -111,9 +111,9 @@ def test_record_model_refuses_bad_records() -> None:
         CustomerRecord(**{**SAFE, "Churn": "Yes"})
 
 
-def test_risk_band() -> None:
-    assert [risk_band(p, 0.2) for p in (0.1, 0.3, 0.7)] == ["low", "medium", "high"]
-    assert risk_band(0.55, 0.6) == "low" and risk_band(0.65, 0.6) == "high"
+def test_risk_bands() -> None:
+    assert risk_bands(np.array([0.1, 0.3, 0.7]), 0.2).tolist() == ["low", "medium", "high"]
+    assert risk_bands(np.array([0.55, 0.65]), 0.6).tolist() == ["low", "high"]
 
 
 def test_save_load_round_trip_is_exact(trained_artifact: Path, telco_frame, tmp_path) -> None:

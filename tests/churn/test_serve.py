@@ -17,7 +17,8 @@ from fastapi.testclient import TestClient
 from churn.schema import LABEL, TELCO_SCHEMA
 from churn.serve import EXAMPLES, REQUEST_SCHEMA, ChurnPredictor
 from common.schema import validate
-from common.serving.app import ServeSettings, create_app
+from common.serving.app import create_app
+from common.settings import ServeSettings
 
 RISKY, SAFE = EXAMPLES
 

@@ -16,9 +16,9 @@ from openapi_spec_validator import validate as validate_openapi
 from prometheus_client.parser import text_string_to_metric_families
 
 from common.errors import ArtifactError
-from common.serving.app import ServeSettings, create_app, resolve_model_dir
+from common.serving.app import create_app
 from common.serving.observability import JsonFormatter
-from common.settings import Settings
+from common.settings import ServeSettings
 
 ROW = {"id": "a", "age": 30, "plan": "pro"}
 
@@ -132,17 +132,16 @@ def test_a_model_that_fails_to_load_keeps_the_service_unready_with_the_reason(
 def test_model_dir_default_is_production_then_latest(tmp_path: Path, toy_artifact: Path) -> None:
     from common.artifacts import ArtifactStore
 
-    store_settings = Settings(artifacts_root=toy_artifact.parent.parent, tracking=False)
-    assert resolve_model_dir("toy", ServeSettings(), store_settings) == toy_artifact
     store = ArtifactStore(toy_artifact.parent.parent, "toy")
+    assert store.resolve_serving() == toy_artifact
     with store.create() as draft:
         (draft.path / "model.json").write_text('{"bonus": 0}')
-    store.promote(toy_artifact.name)  # production stays on the first model
-    assert resolve_model_dir("toy", ServeSettings(), store_settings) == toy_artifact
-    explicit = ServeSettings(model_dir=tmp_path)
-    assert resolve_model_dir("toy", explicit, store_settings) == tmp_path
+    assert store.resolve_serving() == draft.final_path  # latest
+    store.promote(toy_artifact.name)
+    assert store.resolve_serving() == toy_artifact  # production wins over latest
+    assert store.resolve_serving(tmp_path) == tmp_path  # and MODEL_DIR over both
     with pytest.raises(ArtifactError, match="train a model first"):
-        resolve_model_dir("toy", ServeSettings(), Settings(artifacts_root=tmp_path / "none"))
+        ArtifactStore(tmp_path / "none", "toy").resolve_serving()
 
 
 def test_settings_read_container_conventions(monkeypatch: pytest.MonkeyPatch) -> None:

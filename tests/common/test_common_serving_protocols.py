@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from common.serving.app import ServeSettings, create_app
+from common.serving.app import create_app
+from common.settings import ServeSettings
 
 CSV_HEADER = "id,age,plan\n"
 
