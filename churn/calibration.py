@@ -87,9 +87,19 @@ def cost_curve(
             "missed": missed,
             "precision": np.where(n_contacted > 0, tp / np.maximum(n_contacted, 1), np.nan),
             "recall": tp / max(int(y.sum()), 1),
-            "cost": missed * cost_missed + n_contacted * cost_offer,
+            "cost": total_cost(missed, n_contacted, cost_missed=cost_missed, cost_offer=cost_offer),
         }
     )
+
+
+def total_cost(missed: Any, contacted: Any, *, cost_missed: float, cost_offer: float) -> Any:
+    """The cost model in one line: each churner missed, plus each customer contacted."""
+    return missed * cost_missed + contacted * cost_offer
+
+
+def cheapest(curve: pd.DataFrame) -> pd.Series:
+    """The cost curve's row with the lowest cost (the lowest such threshold on ties)."""
+    return curve.loc[curve["cost"].idxmin()]
 
 
 def choose_threshold(
@@ -97,4 +107,4 @@ def choose_threshold(
 ) -> float:
     """The threshold with the lowest total cost (the lowest such threshold on ties)."""
     curve = cost_curve(y, probability, cost_missed=cost_missed, cost_offer=cost_offer)
-    return float(curve.loc[curve["cost"].idxmin(), "threshold"])
+    return float(cheapest(curve)["threshold"])

@@ -14,6 +14,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from churn.calibration import cheapest, total_cost
 from churn.config import ChurnConfig
 from churn.dashboard import churn_predictor
 from common.dashboard import read_report, stop_with_error
@@ -24,12 +25,9 @@ CURVE = "cost_curve"
 def reprice(curve: pd.DataFrame, cost_missed: float, cost_offer: float) -> pd.DataFrame:
     """The cost curve with `cost` recomputed for other prices (its counts do not depend on
     them)."""
-    return curve.assign(cost=curve["missed"] * cost_missed + curve["contacted"] * cost_offer)
-
-
-def optimum(curve: pd.DataFrame) -> pd.Series:
-    """The row with the lowest cost; on ties the lowest threshold, as training chooses."""
-    return curve.loc[curve["cost"].idxmin()]
+    cost = total_cost(curve["missed"], curve["contacted"], cost_missed=cost_missed,
+                      cost_offer=cost_offer)  # fmt: skip
+    return curve.assign(cost=cost)
 
 
 def nearest(curve: pd.DataFrame, threshold: float) -> pd.Series:
@@ -69,7 +67,7 @@ def render() -> None:
     )
 
     curve = reprice(saved_curve, cost_missed, cost_offer)
-    best, saved = optimum(curve), nearest(curve, predictor.threshold)
+    best, saved = cheapest(curve), nearest(curve, predictor.threshold)
     n = report.metrics.get("n_rows")
     gap = saved["cost"] - best["cost"]
 

@@ -23,6 +23,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Element
 
+from churn.calibration import cheapest
 from churn.config import ChurnConfig
 from churn.dashboard import batch, threshold
 from churn.schema import LABEL
@@ -302,7 +303,7 @@ def test_threshold_explorer_reprices_the_decision(model_dir: Path) -> None:
         config.cost_missed_churner,
         400.0,
     )
-    assert after[0] == f"{threshold.optimum(curve)['threshold']:.2f}"
+    assert after[0] == f"{cheapest(curve)['threshold']:.2f}"
 
     # Offers dearer than a lost customer: contacting anyone loses money.
     at.slider(key="threshold.cost_missed").set_value(1.0).run()
