@@ -18,8 +18,9 @@ from __future__ import annotations
 import sys
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -50,6 +51,9 @@ class Settings(BaseSettings):
         return None if self.tracking_uri else self.artifacts_root / "mlruns"
 
 
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
 class ServeSettings(BaseSettings):
     """How a service runs; from the environment (`MLP_SERVE_...`, plus the two names that
     containers conventionally set: `MODEL_DIR` and SageMaker's `SAGEMAKER_BIND_TO_PORT`)."""
@@ -76,7 +80,13 @@ class ServeSettings(BaseSettings):
     )
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="Larger bodies get 413.")
     max_batch_rows: int = Field(50_000, ge=1, description="Larger batches get 413.")
-    log_level: str = Field("INFO", description="Level of the JSON log on stderr.")
+    log_level: LogLevel = Field("INFO", description="Level of the JSON log on stderr.")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        # `warning` and `WARNING` both work, as they do for uvicorn's own --log-level.
+        return value.upper() if isinstance(value, str) else value
 
 
 @lru_cache(maxsize=1)

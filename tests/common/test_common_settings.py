@@ -153,3 +153,15 @@ def test_module_prints_the_resolved_tracking_uri(tmp_path: Path) -> None:
 
     assert result.stdout.strip() == "http://mlflow:5000"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_serve_log_level_accepts_any_case_and_names_a_bad_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from common.settings import ServeSettings
+
+    monkeypatch.setenv("MLP_SERVE_LOG_LEVEL", "warning")
+    assert ServeSettings().log_level == "WARNING"
+    monkeypatch.setenv("MLP_SERVE_LOG_LEVEL", "loud")
+    with pytest.raises(ValidationError, match="log_level"):
+        ServeSettings()
