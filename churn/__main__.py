@@ -1,4 +1,4 @@
-"""The churn command line: `python -m churn data|train|evaluate|promote|serve`.
+"""The churn command line: `python -m churn data|train|evaluate|promote|serve|monitor`.
 
 Each command only parses options, calls the library and prints; `train` prints the artifact
 directory on stdout (and nothing else), so `dir=$(python -m churn train --data x.csv)` works.
@@ -146,6 +146,43 @@ def serve(
         serve_settings = serve_settings.model_copy(update={"model_dir": path})
     logger.info("serving %s on http://%s:%d", path, serve_settings.host, serve_settings.port)
     run(ChurnPredictor, serve_settings)
+
+
+@app.command()
+def monitor(
+    current: Path = typer.Option(..., help="A batch of customers (CSV or Parquet) to check."),
+    labels: bool = typer.Option(
+        False, "--labels", help="The batch has the Churn column: measure real performance too."
+    ),
+    model: str | None = typer.Option(
+        None, help="Alias, version or artifact directory; default: as `serve` picks it."
+    ),
+    rules: Path | None = typer.Option(None, help="Alert rules YAML; default: churn/alerts.yaml."),
+) -> None:
+    """Compare a batch with the training data, write a report and raise alerts.
+
+    Prints the report's path. Exit status: 0 fine, 2 while a critical alert is open, 1 on an
+    error (including an alert that could not be delivered).
+    """
+    from churn.monitor import monitor as run_monitor
+    from common.artifacts import ArtifactStore
+
+    with user_errors():
+        settings = get_settings()
+        path = ArtifactStore(settings.artifacts_root, "churn").resolve(model) if model else None
+        result = run_monitor(current, with_labels=labels, settings=settings, model=path,
+                             rules=rules)  # fmt: skip
+    drifted = result.drift.drifted
+    logger.info(
+        "%d rows; drifted features: %s; prediction PSI %.3f; alerts sent: %d; open: %s",
+        result.rows, ", ".join(drifted) or "none", result.metrics.get("drift.prediction_psi", 0.0),
+        len(result.alerts), ", ".join(r.name for r in result.open) or "none",
+    )  # fmt: skip
+    for failure in result.failures:
+        logger.error("alert not delivered (the next run sends it again): %s", failure)
+    typer.echo(result.report_dir / "report.html")
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from churn.data import labels, load_customers, split
 from churn.evaluate import evaluate, write_model_card
 from churn.features import ChurnFeatures
 from churn.model import MODEL_DIR, ChurnModel, LogisticScorer
+from churn.monitor import reference_profile
 from churn.schema import TELCO_SCHEMA
 from churn.search import Candidate, search_lightgbm, search_xgboost
 from churn.serve import ChurnPrediction, CustomerRecord
@@ -97,6 +98,7 @@ def run(data: Path, config: ChurnConfig, settings: Settings) -> Path:
         model.save(draft.path / MODEL_DIR)
         logger.info("evaluating %s on %d test rows", model.family, len(parts["test"]))
         test_metrics = evaluate(model, parts["test"], config, draft.path)
+        reference_profile(model, parts["train"], parts["test"], config.seed).save(draft.path)
         metrics = {
             "validation": {c.family: {"pr_auc": c.val_pr_auc} for c in candidates},
             "calibration": {c.family: {"pr_auc": c.holdout_pr_auc} for c in candidates},

@@ -5,6 +5,7 @@ Tests build their own `Settings(...)` or clear the cache with `get_settings.cach
 
     MLP_ARTIFACTS_ROOT=/srv/models   where artifacts/<project>/<version>/ live (default ./artifacts)
     MLP_DATA_ROOT=/srv/data          where generated and downloaded data go (default ./data)
+    MLP_MONITORING_ROOT=/srv/monitoring   reports, alert history and state (default ./monitoring)
     MLP_TRACKING_URI=http://mlflow:5000   any MLflow tracking URI (default: sqlite file under
                                      the artifacts root); MLP_TRACKING=false turns tracking off
     MLP_SEED=7                       the seed every random step derives from
@@ -33,6 +34,9 @@ class Settings(BaseSettings):
 
     artifacts_root: Path = Field(Path("artifacts"), description="Root of the artifact store.")
     data_root: Path = Field(Path("data"), description="Where generated or downloaded data go.")
+    monitoring_root: Path = Field(
+        Path("monitoring"), description="Where monitoring reports, alert history and state go."
+    )
     tracking: bool = Field(True, description="Log runs to MLflow.")
     tracking_uri: str | None = Field(
         None, description="MLflow tracking URI; default: sqlite file under artifacts_root."
@@ -81,6 +85,8 @@ class ServeSettings(BaseSettings):
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="Larger bodies get 413.")
     max_batch_rows: int = Field(50_000, ge=1, description="Larger batches get 413.")
     log_level: LogLevel = Field("INFO", description="Level of the JSON log on stderr.")
+    drift_window_rows: int = Field(2000, ge=10, description="Recent rows the drift gauges cover.")
+    drift_min_rows: int = Field(200, ge=1, description="Rows needed before drift is reported.")
 
     @field_validator("log_level", mode="before")
     @classmethod

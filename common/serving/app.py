@@ -24,6 +24,8 @@ from fastapi import FastAPI, Request
 
 from common.artifacts import ArtifactStore
 from common.errors import ArtifactError
+from common.monitoring.live import LiveMonitor
+from common.monitoring.profile import ReferenceProfile
 from common.predictor import Predictor, TabularPredictor
 from common.serving.errors import ApiError, install_error_handlers
 from common.serving.middleware import RequestMiddleware
@@ -75,7 +77,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(_load_into(state, load or default_load, metrics))
+        task = asyncio.create_task(_load_into(state, load or default_load, metrics, settings))
         yield
         task.cancel()
 
@@ -97,14 +99,22 @@ def create_app(
 
 
 async def _load_into(
-    state: ServiceState, load: Callable[[], Predictor], metrics: ServiceMetrics
+    state: ServiceState,
+    load: Callable[[], Predictor],
+    metrics: ServiceMetrics,
+    settings: ServeSettings,
 ) -> None:
     try:
         predictor = await asyncio.to_thread(load)
+        profile = ReferenceProfile.load(predictor.path)
     except Exception as exc:  # any failure means "not ready": logged, and shown by /ready
         state.error = f"the model failed to load: {exc}"
         logger.error(state.error, exc_info=not isinstance(exc, ArtifactError))
         return
+    if profile is not None:
+        metrics.watch(LiveMonitor(profile, settings.drift_window_rows, settings.drift_min_rows))
+    else:
+        logger.warning("no reference profile in %s: drift gauges are off", predictor.path)
     state.predictor = predictor
     metrics.set_model(predictor.manifest.project, predictor.manifest.version)
     logger.info(

@@ -123,7 +123,7 @@ def add_routes(app: FastAPI, predictor_cls: type[TabularPredictor], settings: An
         out = await predict_off_loop(lambda: model.predict_table(table), len(table))
         field = model.score_field
         request.app.state.metrics.record_predictions(
-            "/v2/models/{name}/infer", out[field].to_numpy() if field else None, len(out)
+            "/v2/models/{name}/infer", out[field].to_numpy() if field else None, len(out), table
         )
         return InferResponse(
             model_name=name,

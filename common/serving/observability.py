@@ -8,6 +8,8 @@ served on `/metrics`:
     model_predictions_total{route}                         rows predicted
     model_prediction_score                                 histogram of the model's score
     model_info{name, version}                              1, labelled with the loaded model
+    model_drift_window_rows, model_feature_psi{feature}, ...   drift of recent inputs, when
+                                                           the artifact has a reference profile
 
 Routes are labelled by their template (`/v2/models/{name}/infer`), never the raw path, so a
 scan of random URLs cannot blow up the number of series.
@@ -28,6 +30,8 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
+
+from common.monitoring.live import DriftCollector, LiveMonitor
 
 # Latency buckets around the service's targets (p50 ~1 ms, p99 ~3 ms) and up to big batches.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
@@ -107,16 +111,27 @@ class ServiceMetrics:
         self.model = Gauge(
             "model_info", "The loaded model (value 1).", ["name", "version"], registry=self.registry
         )
+        self.monitor: LiveMonitor | None = None
 
     def record_request(self, route: str, method: str, status: int, seconds: float) -> None:
         code = str(status)
         self.requests.labels(route, method, code).inc()
         self.latency.labels(route, method, code).observe(seconds)
 
-    def record_predictions(self, route: str, scores: np.ndarray | None, n: int) -> None:
+    def watch(self, monitor: LiveMonitor) -> None:
+        """Keep a drift window of what is predicted, exposed as gauges (see monitoring.live)."""
+        self.monitor = monitor
+        self.registry.register(DriftCollector(monitor))
+
+    def record_predictions(
+        self, route: str, scores: np.ndarray | None, n: int, inputs: Any = None
+    ) -> None:
+        """Count `n` predicted rows; `inputs` (a frame or the records) feed the drift window."""
         self.predictions.labels(route).inc(n)
         if scores is not None:
             self.scores.observe_many(scores)
+        if self.monitor is not None and inputs is not None:
+            self.monitor.observe(inputs, scores)
 
     def set_model(self, name: str, version: str) -> None:
         self.model.clear()

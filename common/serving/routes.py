@@ -151,7 +151,7 @@ def add_routes(app: FastAPI, predictor_cls: type[Predictor], settings: Any) -> N
         batch = records if isinstance(records, list) else [records]
         outputs = await predict_off_loop(lambda: predictor.predict_batch(batch), len(batch))
         request.app.state.metrics.record_predictions(
-            "/predict", scores_of(predictor, outputs), len(outputs)
+            "/predict", scores_of(predictor, outputs), len(outputs), batch
         )
         body = (
             many_out.dump_json(outputs)

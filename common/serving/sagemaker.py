@@ -75,24 +75,24 @@ def add_routes(app: FastAPI, predictor_cls: type[Predictor], settings: Any) -> N
         large = len(body) > INLINE_BYTES
         if tabular:
 
-            def answer_table() -> tuple[bytes, np.ndarray | None, int]:
+            def answer_table() -> tuple[bytes, np.ndarray | None, pd.DataFrame]:
                 table = _read_table(body, kind, predictor, records_adapter, limit)
                 out = predictor.predict_table(table)
                 field = predictor.score_field
                 scores = out[field].to_numpy() if field else None
-                return write_table(out, answer, header), scores, len(out)
+                return write_table(out, answer, header), scores, table
 
-            content, scores, n = await off_loop_if(answer_table, large)
-            request.app.state.metrics.record_predictions(ROUTE, scores, n)
+            content, scores, table = await off_loop_if(answer_table, large)
+            request.app.state.metrics.record_predictions(ROUTE, scores, len(table), table)
             return Response(content, media_type=answer)
 
-        def answer_records() -> list[Any]:
+        def answer_records() -> tuple[list[Any], list[Any]]:
             records = _validate_records(json_records(body), records_adapter, limit)
-            return predictor.predict_batch(records)
+            return records, predictor.predict_batch(records)
 
-        outputs = await off_loop_if(answer_records, large)
+        records, outputs = await off_loop_if(answer_records, large)
         request.app.state.metrics.record_predictions(
-            ROUTE, scores_of(predictor, outputs), len(outputs)
+            ROUTE, scores_of(predictor, outputs), len(outputs), records
         )
         return Response(
             b'{"predictions":' + outputs_adapter.dump_json(outputs) + b"}", media_type=JSON
