@@ -20,13 +20,14 @@ CHURN_DATA ?= data/churn/telco.csv
 CHURN_ROWS ?= 7043
 # `make demo` always trains on built-in data, in its own file, so it never overwrites the above.
 CHURN_DEMO_DATA := data/churn/telco_builtin.csv
+CHURN_MONITOR_DATA := data/churn/monitoring
 # Local ports: each project's API gets its own, so all three can run side by side.
 CHURN_PORT ?= 8080
 DASHBOARD_PORT ?= 8501
 
 .PHONY: help install demo test test-fast lint format constraints data-churn train-churn \
-        evaluate-churn promote-churn serve-churn dashboard-churn mlflow-ui clean bench-churn \
-        bench-serve-churn
+        evaluate-churn promote-churn serve-churn dashboard-churn monitor-churn mlflow-ui clean \
+        bench-churn bench-serve-churn bench-monitor-churn
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -100,6 +101,20 @@ dashboard-churn: $(INSTALLED) ## Open the churn dashboard on port DASHBOARD_PORT
 	API_URL=$$api $(BIN)/streamlit run churn/dashboard/app.py --server.headless true \
 	  --server.address 127.0.0.1 --server.port $(DASHBOARD_PORT)
 
+# Two generated batches of 2,000 customers, scored by the served model (production, else latest):
+# one drawn like the training data, one with the generator's injected shift (more month-to-month
+# and fiber customers, higher charges). Reports and alert history go to monitoring/churn/.
+monitor-churn: $(INSTALLED) ## Monitor the churn model on a batch like training (no alert) and a shifted one (alerts)
+	@$(PY) -m churn data --rows 2000 --seed 101 --out $(CHURN_MONITOR_DATA)/batch_same.csv >/dev/null
+	@$(PY) -m churn data --rows 2000 --seed 102 --shift 1.0 \
+	  --out $(CHURN_MONITOR_DATA)/batch_shifted.csv >/dev/null
+	@echo "== a batch like the training data: expect no alert (exit 0)"
+	$(PY) -m churn monitor --current $(CHURN_MONITOR_DATA)/batch_same.csv --labels
+	@echo "== a shifted batch: expect alerts, and exit status 3 for the critical ones"
+	@$(PY) -m churn monitor --current $(CHURN_MONITOR_DATA)/batch_shifted.csv --labels; rc=$$?; \
+	if [ $$rc -eq 3 ]; then echo "== critical alert raised (exit 3), as expected"; \
+	else echo "== expected exit 3 (critical alert), got $$rc"; exit 1; fi
+
 mlflow-ui: $(INSTALLED) ## Open the MLflow UI on the local tracking database (http://127.0.0.1:5000)
 	$(BIN)/mlflow ui --backend-store-uri "$$($(PY) -m common.settings tracking-uri)" \
 	  --host 127.0.0.1 --port 5000
@@ -114,3 +129,6 @@ bench-churn: $(INSTALLED) ## Benchmarks: `make train-churn` wall time, and a 1M-
 
 bench-serve-churn: $(INSTALLED) ## Benchmark the churn API against in-process prediction (needs wrk)
 	$(PY) -m benchmarks.serve_churn
+
+bench-monitor-churn: $(INSTALLED) ## Benchmark churn monitoring: false alarms, detection of shifts, CBPE error
+	$(PY) -m benchmarks.monitor_churn

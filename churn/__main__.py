@@ -161,8 +161,8 @@ def monitor(
 ) -> None:
     """Compare a batch with the training data, write a report and raise alerts.
 
-    Prints the report's path. Exit status: 0 fine, 2 while a critical alert is open, 1 on an
-    error (including an alert that could not be delivered).
+    Prints the report's path. Exit status: 0 fine, 3 while a critical alert is open, 1 when an
+    alert could not be delivered (it is sent again next run), 2 on bad input.
     """
     from churn.monitor import monitor as run_monitor
     from common.artifacts import ArtifactStore

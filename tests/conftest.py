@@ -20,7 +20,10 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     `get_settings()` returns (for the CLI) during the test."""
     monkeypatch.setenv("MLP_ARTIFACTS_ROOT", str(tmp_path / "artifacts"))
     monkeypatch.setenv("MLP_DATA_ROOT", str(tmp_path / "data"))
+    monkeypatch.setenv("MLP_MONITORING_ROOT", str(tmp_path / "monitoring"))
     monkeypatch.setenv("MLP_TRACKING", "false")
+    # A developer's own webhook must never receive test alerts.
+    monkeypatch.delenv("MLP_ALERT_WEBHOOK_URL", raising=False)
     get_settings.cache_clear()
     yield get_settings()
     get_settings.cache_clear()

@@ -1,8 +1,9 @@
 """The churn model's Streamlit dashboard: `streamlit run churn/dashboard/app.py`.
 
 `app.py` declares the pages; each page is one module beside it: `report` (how good the model
-is), `what_if` (one customer, edited by hand), `batch` (a CSV of customers scored) and
-`threshold` (what each decision threshold costs). Predictions go through the same
+is), `what_if` (one customer, edited by hand), `batch` (a CSV of customers scored),
+`threshold` (what each decision threshold costs) and `monitoring` (drift and alerts over time).
+Predictions go through the same
 `ChurnPredictor` the API serves, in-process, or through the API itself when `API_URL` is set.
 """
 

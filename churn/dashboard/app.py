@@ -31,6 +31,7 @@ def main() -> None:
             st.Page(PAGES / "what_if.py", title="What-if", icon=":material/person_search:"),
             st.Page(PAGES / "batch.py", title="Batch scoring", icon=":material/table_view:"),
             st.Page(PAGES / "threshold.py", title="Threshold explorer", icon=":material/tune:"),
+            st.Page(PAGES / "monitoring.py", title="Monitoring", icon=":material/monitor_heart:"),
         ]
     )  # fmt: skip
     url = api_url()

@@ -21,6 +21,7 @@ leaves its rule's state untouched.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -104,7 +105,7 @@ class AlertConfig(BaseModel):
         try:
             data = yaml.safe_load(Path(path).read_text())
             return cls.model_validate(data)
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:
             raise UserError(f"{path}: cannot read the alert rules: {exc}") from exc
         except yaml.YAMLError as exc:
             raise UserError(f"{path}: not valid YAML: {exc}") from exc
@@ -186,7 +187,7 @@ def evaluate(
     next_state = AlertState(rules={k: v.model_copy() for k, v in state.rules.items()})
     for rule in rules:
         value = metrics.get(rule.metric)
-        if value is None:  # not measured in this window: neither a breach nor a recovery
+        if value is None or math.isnan(value):  # not measured: neither breach nor recovery
             continue
         current = next_state.rules.setdefault(rule.name, RuleState())
         current.value = float(value)

@@ -7,9 +7,9 @@ Layout of a project's monitoring folder (`MLP_MONITORING_ROOT/<project>/`):
     alerts.jsonl                               every alert sent (the JSON-lines sink)
     state.json                                 open alerts and streaks, for the next run
 
-Exit status for cron and CI (`exit_code`): 0 when no critical alert is open, 2 when one is,
+Exit status for cron and CI (`exit_code`): 0 when no critical alert is open, 3 when one is,
 1 when an alert could not be delivered (the state is then left as it was, so the next run sends
-the same alerts again).
+the same alerts again). 2 stays what it is for every command: a usage or input error.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from common.monitoring.profile import ReferenceProfile
 from common.monitoring.report import write_report
 from common.monitoring.sinks import Sink, build_sinks, deliver
 
-EXIT_OK, EXIT_DELIVERY_FAILED, EXIT_CRITICAL = 0, 1, 2
+EXIT_OK, EXIT_DELIVERY_FAILED, EXIT_CRITICAL = 0, 1, 3
 
 
 @dataclass
@@ -60,15 +60,18 @@ def batch_metrics(
     labels: np.ndarray | None,
 ) -> dict[str, float]:
     """Every number a rule can name: `drift.*`, `performance.*` (labels), `estimated.*` (CBPE,
-    for probabilities with a threshold), each with its change against the reference."""
+    for probabilities with a threshold), with their changes against the reference
+    (`performance.roc_auc_drop`, `estimated.roc_auc_drop`, ...)."""
     metrics = {"data.rows": float(drift.features[0].rows if drift.features else 0)}
     metrics |= drift.metrics()
     reference = profile.performance
     if scores is not None and profile.threshold is not None:
         estimate = performance.estimated(scores, profile.threshold)
         metrics |= {f"estimated.{k}": v for k, v in estimate.items()}
-        baseline = profile.estimated or reference
-        metrics |= {f"estimated.{k}": v for k, v in performance.changes(estimate, baseline).items()}
+        # Against the estimate on the reference data, not its realised metrics: compared like
+        # with like, any bias of the estimator cancels.
+        drops = performance.changes(estimate, profile.estimated)
+        metrics |= {f"estimated.{k}": v for k, v in drops.items()}
         if labels is not None:
             real = performance.realised(labels, scores, profile.threshold)
             metrics |= {f"performance.{k}": v for k, v in real.items()}
@@ -94,7 +97,7 @@ def monitor_batch(
 ) -> MonitorResult:
     """Compare a batch with the reference, write the report, and send the alerts it raises."""
     now = now or datetime.now(UTC)
-    run_id = f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    run_id = f"{now:%Y%m%dT%H%M%S.%f}-{uuid.uuid4().hex[:4]}"  # sorts in time order
     report_dir = folder / "runs" / run_id
     drift = detect_drift(profile, columns, scores)
     metrics = batch_metrics(profile, drift, scores, labels)
@@ -109,7 +112,7 @@ def monitor_batch(
     still_open = open_alerts(config.rules, next_state)
     summary = {
         "run_id": run_id,
-        "created_at": now.isoformat(timespec="seconds"),
+        "created_at": now.isoformat(timespec="microseconds"),
         "context": dict(context),
         "rows": int(metrics["data.rows"]),
         "metrics": metrics,

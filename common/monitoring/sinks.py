@@ -9,6 +9,7 @@ retrying cannot fix.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import time
@@ -23,6 +24,7 @@ from common.monitoring.alerts import Alert, SinksConfig
 
 logger = logging.getLogger("common.monitoring.alerts")
 _EMOJI = {"critical": ":red_circle:", "warning": ":warning:", "info": ":information_source:"}
+MAX_WAIT_S = 60.0
 _LEVEL = {"critical": logging.CRITICAL, "warning": logging.WARNING, "info": logging.INFO}
 
 
@@ -100,9 +102,12 @@ class WebhookSink:
             self._post(json.dumps(slack_payload(alert)).encode())
 
     def _post(self, body: bytes) -> None:
-        request = urllib.request.Request(
-            self.url, data=body, method="POST", headers={"Content-Type": "application/json"}
-        )
+        try:
+            request = urllib.request.Request(
+                self.url, data=body, method="POST", headers={"Content-Type": "application/json"}
+            )
+        except ValueError as exc:  # no scheme, e.g. a URL pasted without https://
+            raise DeliveryError(f"webhook URL is not valid: {exc}") from exc
         for attempt in range(self.retries + 1):
             wait = self.backoff_s * 2**attempt
             try:
@@ -113,10 +118,14 @@ class WebhookSink:
                 if exc.code != 429 and exc.code < 500:
                     raise DeliveryError(f"webhook refused the alert: HTTP {exc.code}") from exc
                 retry_after = exc.headers.get("Retry-After", "")
-                wait = float(retry_after) if retry_after.isdigit() else wait
+                # Capped: a cron run must not sleep for as long as a server cares to ask.
+                wait = min(float(retry_after), MAX_WAIT_S) if retry_after.isdigit() else wait
                 problem = f"HTTP {exc.code}"
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-                problem = str(getattr(exc, "reason", exc))
+            except http.client.InvalidURL as exc:  # e.g. a port that is not a number
+                raise DeliveryError(f"webhook URL is not valid: {exc}") from exc
+            except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+                # Refused, timed out, reset, or a garbled answer (a broken proxy): all transient.
+                problem = str(getattr(exc, "reason", exc)) or type(exc).__name__
             if attempt < self.retries:
                 logger.warning("webhook: %s; retry %d in %.1f s", problem, attempt + 1, wait)
                 self.sleep(wait)
