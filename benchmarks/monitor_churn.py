@@ -56,13 +56,15 @@ def judge(predictor: Any, profile: Any, rules: list, frame: Any, with_labels: bo
     scores = np.asarray(predictor.model.predict_proba(frame), dtype=np.float64)
     y = labels(frame)
     drift = detect_drift(profile, frame, scores)
-    metrics = batch_metrics(profile, drift, scores, y if with_labels else None)
+    measured = batch_metrics(profile, drift, scores, y)  # labels kept for the CBPE error
+    # Without labels, the rules see what a run without labels would: no `performance.*`.
+    metrics = {k: v for k, v in measured.items()
+               if with_labels or not k.startswith("performance.")}  # fmt: skip
     alerts, _ = evaluate(rules, metrics, AlertState(), now=datetime.now(UTC))
-    estimate = batch_metrics(profile, drift, scores, y)  # for the CBPE error, labels or not
     return {
         "alerts": sorted(a.rule for a in alerts),
-        "roc_auc": estimate["performance.roc_auc"],
-        "estimated_roc_auc": estimate["estimated.roc_auc"],
+        "roc_auc": measured["performance.roc_auc"],
+        "estimated_roc_auc": measured["estimated.roc_auc"],
         "prediction_psi": metrics["drift.prediction_psi"],
         "estimated_roc_auc_drop": metrics["estimated.roc_auc_drop"],
         "share_drifted": metrics["drift.share_drifted"],

@@ -122,6 +122,11 @@ class DriftResult:
     prediction: FeatureDrift | None
 
     @property
+    def rows(self) -> int:
+        """Rows in the batch (every feature was looked at over all of them)."""
+        return self.features[0].rows if self.features else 0
+
+    @property
     def drifted(self) -> list[str]:
         return [f.feature for f in self.features if f.drifted]
 

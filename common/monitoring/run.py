@@ -62,7 +62,7 @@ def batch_metrics(
     """Every number a rule can name: `drift.*`, `performance.*` (labels), `estimated.*` (CBPE,
     for probabilities with a threshold), with their changes against the reference
     (`performance.roc_auc_drop`, `estimated.roc_auc_drop`, ...)."""
-    metrics = {"data.rows": float(drift.features[0].rows if drift.features else 0)}
+    metrics = {"data.rows": float(drift.rows)}
     metrics |= drift.metrics()
     reference = profile.performance
     if scores is not None and profile.threshold is not None:
@@ -79,7 +79,7 @@ def batch_metrics(
                 f"performance.{k}": v for k, v in performance.changes(real, reference).items()
             }
             # How far CBPE was off on this batch: the check on its no-concept-drift assumption.
-            metrics["estimated.roc_auc_error"] = estimate["roc_auc"] - real["roc_auc"]
+            metrics["performance.roc_auc_estimate_error"] = estimate["roc_auc"] - real["roc_auc"]
     return metrics
 
 
