@@ -3,8 +3,8 @@
 - `load_predictor`: the model a dashboard shows (`MODEL_DIR` if set, else the store's
   `production` alias, else `latest`), loaded once per process and path; with no model, the page
   says how to train one and stops.
-- `api_url`, `post_json`, `post_csv`: call the project's API when `API_URL` is set. Its
-  `{"error": ..., "detail": ...}` answers, and a server that cannot be reached, become an
+- `api_url`, `post_json`, `post_csv`, `post_files`: call the project's API when `API_URL` is
+  set. Its `{"error": ..., "detail": ...}` answers, and a server that cannot be reached, become an
   `ApiCallError` whose message is meant for the user; `show_api_error` displays one.
 - `problems_frame`, `show_problems`: a `DataValidationError` as a table, one row per problem.
 - `read_report`: the metrics, model card, plots and explanation tables saved in an artifact.
@@ -111,6 +111,21 @@ def post_csv(base_url: str, path: str, data: bytes) -> pd.DataFrame:
     headers = {"Content-Type": "text/csv", "Accept": "text/csv; header=present"}
     response = _post(base_url + path, content=data, headers=headers)
     return pd.read_csv(io.BytesIO(response.content))
+
+
+def post_files(
+    base_url: str,
+    path: str,
+    files: Mapping[str, tuple[str, bytes, str]] | Sequence[tuple[str, tuple[str, bytes, str]]],
+    params: Mapping[str, Any] | None = None,
+) -> Any:
+    """POST files as multipart/form-data to `base_url + path`, with `params` as form fields
+    beside them; the decoded JSON answer. `files` maps a form field to (file name, bytes,
+    content type), or is a list of such pairs to send one field several times (`files`)."""
+    # httpx writes True/False as "true"/"false" and numbers as text, which the API's models
+    # parse back; None would become an empty field, so it is left out instead.
+    data = {key: value for key, value in (params or {}).items() if value is not None}
+    return _post(base_url + path, files=files, data=data).json()
 
 
 def _post(url: str, **kwargs: Any) -> httpx.Response:

@@ -28,6 +28,22 @@ class DataValidationError(UserError):
         super().__init__(f"{source}: {n} problem{'s' if n > 1 else ''} found\n{lines}")
 
 
+class InputError(UserError):
+    """One record a model cannot take although it fits the request schema (e.g. bytes that are
+    no image). `field` and `index` (the record's place in a batch) say where; the API answers
+    422 with them."""
+
+    def __init__(self, message: str, *, field: str | None = None, index: int | None = None) -> None:
+        super().__init__(message)
+        self.message, self.field, self.index = message, field, index
+
+    @property
+    def location(self) -> str:
+        """`[2].image`: the third record's image; `image` for a single record."""
+        where = f"[{self.index}]" if self.index is not None else ""
+        return f"{where}.{self.field}" if where and self.field else where or self.field or "body"
+
+
 class ArtifactError(UserError):
     """An artifact is missing, corrupted (checksum mismatch) or incompatible with this code."""
 

@@ -6,6 +6,9 @@ one input record and one output record, predicts a batch, and describes itself (
 Everything it needs to turn a raw record into a prediction, preprocessing included, is loaded
 from the artifact: nothing is re-implemented at serving time.
 
+A `MediaPredictor` (vision) takes records that carry one binary payload (an image): as base64 in
+JSON, and also as the raw bytes of an upload, which is how most clients send a file.
+
 A `TabularPredictor` (churn) also declares its input as a `TableSchema` and predicts whole
 validated frames: that is how a 10,000-line CSV is scored without building 10,000 pydantic
 objects, which would cost ~10x the prediction itself.
@@ -13,8 +16,9 @@ objects, which would cost ~10x the prediction itself.
 
 from __future__ import annotations
 
+import base64
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
@@ -41,6 +45,9 @@ class Predictor(ABC, Generic[InputT, OutputT]):
     score_field: ClassVar[str | None] = None
     #: Valid input records, shown in the API's OpenAPI examples and used by smoke tests.
     examples: ClassVar[list[dict[str, Any]]] = []
+    #: Most records one request may carry, when the model needs a tighter bound than the
+    #: service's `max_batch_rows` (a batch of images costs far more memory than one of rows).
+    max_batch: ClassVar[int | None] = None
 
     def __init__(self, path: Path, manifest: Manifest) -> None:
         self.path = path
@@ -64,6 +71,12 @@ class Predictor(ABC, Generic[InputT, OutputT]):
     def predict(self, record: InputT) -> OutputT:
         return self.predict_batch([record])[0]
 
+    def monitoring_inputs(self, records: Sequence[InputT], outputs: Sequence[OutputT]) -> Any:
+        """What the service's drift window watches for these predictions: the records
+        themselves by default; a model whose raw input is no table (an image) returns the
+        columns its reference profile describes (e.g. brightness, size), as a mapping."""
+        return records
+
     def metadata(self) -> dict[str, Any]:
         """What a client needs to know about the model: identity, provenance, metrics, schemas."""
         m = self.manifest
@@ -77,6 +90,28 @@ class Predictor(ABC, Generic[InputT, OutputT]):
             "input_schema": self.input_model.model_json_schema(),
             "output_schema": self.output_model.model_json_schema(),
         }
+
+
+class MediaPredictor(Predictor[InputT, OutputT]):
+    """A predictor whose record is one binary payload (an image) plus options (e.g. `top_k`).
+
+    In JSON the payload is base64 in `payload_field`; the API also takes it as raw bytes (a
+    `Content-Type` in `media_types`) or a multipart upload, with the options as query or form
+    fields. Either way the record is built by `record_from_bytes`, so it is validated by the
+    same input model.
+    """
+
+    #: Content types a raw body may have, e.g. ("image/jpeg", "image/png", ...).
+    media_types: ClassVar[tuple[str, ...]]
+    #: The input model's field that carries the payload (base64 in JSON).
+    payload_field: ClassVar[str] = "image"
+
+    @classmethod
+    def record_from_bytes(cls, data: bytes, options: Mapping[str, Any]) -> BaseModel:
+        """A validated input record from a raw payload and options; pydantic's ValidationError
+        names a bad option."""
+        fields = {k: v for k, v in options.items() if k != cls.payload_field}
+        return cls.input_model.model_validate({**fields, cls.payload_field: base64.b64encode(data)})
 
 
 class TabularPredictor(Predictor[InputT, OutputT]):

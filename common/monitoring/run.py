@@ -94,13 +94,17 @@ def monitor_batch(
     context: Mapping[str, str],
     now: datetime | None = None,
     sinks: list[Sink] | None = None,
+    extra_metrics: Mapping[str, float] | None = None,
 ) -> MonitorResult:
-    """Compare a batch with the reference, write the report, and send the alerts it raises."""
+    """Compare a batch with the reference, write the report, and send the alerts it raises.
+
+    `extra_metrics` are the project's own numbers for rules to name (e.g. vision's
+    `confidence.low_rate`), added to the generic ones."""
     now = now or datetime.now(UTC)
     run_id = f"{now:%Y%m%dT%H%M%S.%f}-{uuid.uuid4().hex[:4]}"  # sorts in time order
     report_dir = folder / "runs" / run_id
     drift = detect_drift(profile, columns, scores)
-    metrics = batch_metrics(profile, drift, scores, labels)
+    metrics = batch_metrics(profile, drift, scores, labels) | dict(extra_metrics or {})
 
     state_path = folder / "state.json"
     state = AlertState.load(state_path)

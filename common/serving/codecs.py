@@ -152,16 +152,21 @@ def write_table(frame: pd.DataFrame, kind: str, header: bool = False) -> bytes:
 def json_records(body: bytes) -> list[Any]:
     """A JSON body as a list of records: one object, a list, or `{"instances": [...]}` (the
     convention of SageMaker's and TensorFlow Serving's JSON)."""
+    data = parse_json(body)
+    if isinstance(data, dict) and set(data) == {"instances"}:
+        data = data["instances"]
+    return data if isinstance(data, list) else [data]
+
+
+def parse_json(body: bytes) -> Any:
+    """A JSON body, or 400 saying why it is not one (empty, malformed, not UTF-8)."""
     if not body.strip():
         raise ApiError(400, "empty body: send a JSON object (one record) or a list of them")
     try:
-        data = json.loads(body)
+        return json.loads(body)
     except json.JSONDecodeError as exc:
         raise ApiError(400, f"malformed JSON: {exc.msg} at character {exc.pos}") from None
     except UnicodeDecodeError as exc:
         raise ApiError(400, f"malformed JSON: not UTF-8 ({exc.reason})") from None
     except (ValueError, RecursionError) as exc:  # e.g. a 5,000-digit number, or deep nesting
         raise ApiError(400, f"malformed JSON: {exc}") from None
-    if isinstance(data, dict) and set(data) == {"instances"}:
-        data = data["instances"]
-    return data if isinstance(data, list) else [data]

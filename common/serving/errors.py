@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from common.errors import DataValidationError
+from common.errors import DataValidationError, InputError
 
 # Tags of the "one record or a list" union: pydantic puts them in error locations, users
 # shouldn't see them.
@@ -126,6 +126,11 @@ def install_error_handlers(app: FastAPI) -> None:
         more = len(exc.problems) - 3
         summary += f"; and {more} more problem{'s' if more > 1 else ''}" if more > 0 else ""
         return error_response(422, f"invalid request: {summary}", problems)
+
+    @app.exception_handler(InputError)
+    async def _bad_record(request: Request, exc: InputError) -> JSONResponse:
+        problem = {"field": exc.location, "message": exc.message}
+        return error_response(422, f"invalid request: {summarise([problem])}", [problem])
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

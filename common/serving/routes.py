@@ -18,9 +18,9 @@ from typing import Annotated, Any, TypeVar, Union
 import numpy as np
 from fastapi import Body, Depends, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Discriminator, Field, Tag, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 
-from common.predictor import Predictor
+from common.predictor import MediaPredictor, Predictor
 from common.serving.app import current_predictor
 from common.serving.codecs import JSON, require_content_type
 from common.serving.errors import ErrorBody
@@ -47,7 +47,10 @@ class Health(BaseModel):
 
 
 class ModelMetadata(BaseModel):
-    """Which model answers, where it came from and how well it did when it was trained."""
+    """Which model answers, where it came from and how well it did when it was trained; plus
+    whatever the predictor's own `metadata()` adds (e.g. a vision model's classes)."""
+
+    model_config = ConfigDict(extra="allow")
 
     name: str
     version: str
@@ -94,7 +97,8 @@ def add_routes(app: FastAPI, predictor_cls: type[Predictor], settings: Any) -> N
     PredictorDep = Annotated[Predictor, Depends(current_predictor)]
     Input = predictor_cls.input_model
     Output = predictor_cls.output_model
-    Batch = Annotated[list[Input], Field(min_length=1, max_length=settings.max_batch_rows)]
+    limit = min(settings.max_batch_rows, predictor_cls.max_batch or settings.max_batch_rows)
+    Batch = Annotated[list[Input], Field(min_length=1, max_length=limit)]
     # A callable discriminator picks the branch from the JSON's shape, so a bad record gets
     # the errors of the record model alone rather than those of both union members.
     Records = Annotated[
@@ -127,7 +131,7 @@ def add_routes(app: FastAPI, predictor_cls: type[Predictor], settings: Any) -> N
         return ModelMetadata(
             name=meta.pop("project"),
             limits={"max_body_bytes": settings.max_body_bytes,
-                    "max_batch_rows": settings.max_batch_rows},
+                    "max_batch_rows": limit},
             **meta,
         )  # fmt: skip
 
@@ -135,6 +139,12 @@ def add_routes(app: FastAPI, predictor_cls: type[Predictor], settings: Any) -> N
     async def metrics(request: Request) -> Response:
         """Prometheus metrics of this process."""
         return Response(request.app.state.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    if issubclass(predictor_cls, MediaPredictor):  # uploads and raw bytes too: see media.py
+        from common.serving import media
+
+        media.add_routes(app, predictor_cls, settings)
+        return
 
     @app.post(
         "/predict",
@@ -151,8 +161,9 @@ def add_routes(app: FastAPI, predictor_cls: type[Predictor], settings: Any) -> N
         batch = records if isinstance(records, list) else [records]
         outputs = await predict_off_loop(lambda: predictor.predict_batch(batch), len(batch))
         request.app.state.metrics.record_predictions(
-            "/predict", scores_of(predictor, outputs), len(outputs), batch
-        )
+            "/predict", scores_of(predictor, outputs), len(outputs),
+            predictor.monitoring_inputs(batch, outputs),
+        )  # fmt: skip
         body = (
             many_out.dump_json(outputs)
             if isinstance(records, list)

@@ -4,7 +4,9 @@ SageMaker (real-time endpoints and batch transform) only ever calls these two. `
 is "a table in, a table out": `text/csv` lines (header optional) or JSON records (one object,
 a list, or `{"instances": [...]}`) in; one output row per input row, in order, out, as CSV
 lines or `{"predictions": [...]}` as `Accept` asks (default: the request's own type). A
-tabular predictor's rows are its flat `predict_table` columns in both encodings.
+tabular predictor's rows are its flat `predict_table` columns in both encodings. A media
+predictor also takes the raw bytes of one image (`image/jpeg`, `application/x-image`, ...;
+options in the query string) and answers in JSON.
 """
 
 from typing import Annotated, Any
@@ -14,7 +16,7 @@ import pandas as pd
 from fastapi import Depends, FastAPI, Header, Request, Response
 from pydantic import TypeAdapter, ValidationError
 
-from common.predictor import Predictor, TabularPredictor
+from common.predictor import MediaPredictor, Predictor, TabularPredictor
 from common.schema import validate
 from common.serving.codecs import (
     CSV,
@@ -26,6 +28,7 @@ from common.serving.codecs import (
     write_table,
 )
 from common.serving.errors import ApiError, too_many_rows, validation_error
+from common.serving.media import batch_limit, records_from_bytes
 from common.serving.routes import ERRORS, off_loop_if, scores_of
 
 ROUTE = "/invocations"
@@ -41,7 +44,11 @@ def add_routes(app: FastAPI, predictor_cls: type[Predictor], settings: Any) -> N
     records_adapter = TypeAdapter(list[predictor_cls.input_model])
     outputs_adapter = TypeAdapter(list[predictor_cls.output_model])
     tabular = issubclass(predictor_cls, TabularPredictor)
+    media = issubclass(predictor_cls, MediaPredictor)
     accepted = (JSON, CSV) if tabular else (JSON,)
+    if media:  # SageMaker's image content types: the raw bytes of one image
+        accepted = (JSON, *predictor_cls.media_types)
+    limit = batch_limit(predictor_cls, settings)
 
     @app.get("/ping", responses={503: ERRORS[503]}, tags=TAGS)
     async def ping(predictor: PredictorDep) -> Response:
@@ -67,9 +74,9 @@ def add_routes(app: FastAPI, predictor_cls: type[Predictor], settings: Any) -> N
     ) -> Response:
         """Batch-transform style: many rows in one request, one answer row per row, in order."""
         kind = require_content_type(content_type, accepted)
-        answer, header = negotiate(accept, accepted, default=kind)
+        answer, header = negotiate(accept, (CSV, JSON) if tabular else (JSON,),
+                                   default=CSV if kind == CSV else JSON)  # fmt: skip
         body = await request.body()
-        limit = settings.max_batch_rows
         # Parsing, validating and predicting a big body take long enough to stall every other
         # request (probes included) if done on the event loop.
         large = len(body) > INLINE_BYTES
@@ -87,13 +94,18 @@ def add_routes(app: FastAPI, predictor_cls: type[Predictor], settings: Any) -> N
             return Response(content, media_type=answer)
 
         def answer_records() -> tuple[list[Any], list[Any]]:
-            records = _validate_records(json_records(body), records_adapter, limit)
+            if kind == JSON:
+                records = _validate_records(json_records(body), records_adapter, limit)
+            else:
+                options = dict(request.query_params)
+                records = records_from_bytes(predictor_cls, [body], options)
             return records, predictor.predict_batch(records)
 
         records, outputs = await off_loop_if(answer_records, large)
         request.app.state.metrics.record_predictions(
-            ROUTE, scores_of(predictor, outputs), len(outputs), records
-        )
+            ROUTE, scores_of(predictor, outputs), len(outputs),
+            predictor.monitoring_inputs(records, outputs),
+        )  # fmt: skip
         return Response(
             b'{"predictions":' + outputs_adapter.dump_json(outputs) + b"}", media_type=JSON
         )
