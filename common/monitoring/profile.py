@@ -100,6 +100,10 @@ def numeric_profile(values: Any, *, bins: int = N_BINS, seed: int = 0) -> Numeri
     # Quantile edges give each bin ~1/bins of the reference rows, PSI's usual set-up. A column
     # with few distinct values (0/1, whole months) repeats edges: keep each once.
     edges = np.unique(np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1]))
+    # When the top edge is the maximum (e.g. every training image 224 px wide), a larger value
+    # would share its bin and PSI could never see it: give "above the reference" its own bin.
+    if edges[-1] >= present.max():
+        edges = np.append(edges, np.nextafter(present.max(), np.inf))
     rng = np.random.default_rng(seed)
     sample = present if present.size <= SAMPLE_SIZE else rng.choice(present, SAMPLE_SIZE, False)
     return NumericProfile(

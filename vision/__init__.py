@@ -1,0 +1,1 @@
+"""Image classification: fine-tune a pretrained torchvision model on an image folder, serve it."""

@@ -1,0 +1,44 @@
+"""The vision dashboard's entry point: `streamlit run vision/dashboard/app.py`.
+
+Streamlit runs this file from the top on every interaction. It only declares the pages and runs
+the one the user chose; each page is a file beside this one that Streamlit runs as a script
+(which is also how tests reach a page: `AppTest.switch_page("mistakes.py")`).
+
+Environment:
+    MODEL_DIR   an artifact directory to show (default: the store's production model, else
+                its latest, under MLP_ARTIFACTS_ROOT)
+    API_URL     the vision API, e.g. http://127.0.0.1:8081: predictions are then requested
+                from it rather than computed in this process
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from common.dashboard import api_url
+
+PAGES = Path(__file__).parent
+
+
+def main() -> None:
+    st.set_page_config(page_title="Vision model", page_icon=":material/image_search:",
+                       layout="wide")  # fmt: skip
+    navigation = st.navigation(
+        [
+            st.Page(PAGES / "predict.py", title="Predict", icon=":material/image_search:",
+                    default=True),
+            st.Page(PAGES / "report.py", title="Model report", icon=":material/insights:"),
+            st.Page(PAGES / "mistakes.py", title="Mistakes", icon=":material/report:"),
+            st.Page(PAGES / "monitoring.py", title="Monitoring", icon=":material/monitor_heart:"),
+        ]
+    )  # fmt: skip
+    url = api_url()
+    st.sidebar.caption(f"Predictions from the API at {url}" if url else "Predictions in-process")
+    navigation.run()
+
+
+# Streamlit runs this file as `__main__`; importing it (e.g. to read its docstring) does nothing.
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""Image bytes in, model-ready tensors out: decoding with safety checks, the preprocessing that
+travels with the model, and the statistics monitoring watches.
+
+One path for everything: training, evaluation, the API and the dashboard all call `decode` and
+`Preprocessing.apply`, so a served image is resized, cropped and normalised exactly as the
+validation images were (no train/serve skew).
+
+`decode` uses torchvision's decoders (libjpeg-turbo, libpng, libwebp: ~2x faster than PIL for a
+JPEG) and falls back to PIL for the formats they lack (BMP, TIFF). It applies the EXIF
+orientation (a phone photo taken upright arrives rotated otherwise), converts greyscale, RGBA,
+palette, CMYK and 16-bit images to 8-bit RGB, and refuses, with a message naming the problem, an
+empty body, bytes that are no image, a truncated file, an image with more pixels than the limit
+(checked from the header, before a byte is decompressed: a 50 kB PNG can unpack to gigabytes)
+and one too small to classify.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from typing import Literal
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from pydantic import BaseModel, ConfigDict, Field
+from torchvision.io import ImageReadMode, decode_image
+from torchvision.transforms.v2 import functional as F
+
+from common.errors import UserError
+
+#: Default upper bound on width x height (a 40-megapixel photo passes, a decompression bomb not).
+MAX_PIXELS = 40_000_000
+#: Below this many pixels on a side there is nothing left to classify.
+MIN_SIDE = 8
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# Luma weights (ITU-R BT.601), for brightness and contrast.
+_LUMA = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
+
+
+class ImageError(UserError):
+    """Bytes that cannot be classified: the message says why (empty, not an image, ...)."""
+
+
+class Preprocessing(BaseModel):
+    """How a decoded image becomes the network's input; saved in every artifact."""
+
+    model_config = ConfigDict(frozen=True)
+
+    image_size: int = Field(224, ge=16, description="Side of the square the network sees.")
+    resize_size: int = Field(256, ge=16, description="Shorter side after resizing, before crop.")
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    interpolation: Literal["bilinear", "bicubic"] = "bilinear"
+    class_names: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def for_size(cls, image_size: int, class_names: list[str], **kw: object) -> Preprocessing:
+        """torchvision's recipe for its ImageNet weights: resize to 8/7 of the crop, then crop."""
+        return cls(
+            image_size=image_size,
+            resize_size=round(image_size * 256 / 224),
+            class_names=class_names,
+            **kw,  # type: ignore[arg-type]
+        )
+
+    def resize_crop(self, image: torch.Tensor) -> torch.Tensor:
+        """uint8 [3, H, W] -> uint8 [3, S, S]: shorter side to `resize_size`, centre crop."""
+        mode = (
+            F.InterpolationMode.BICUBIC
+            if self.interpolation == "bicubic"
+            else F.InterpolationMode.BILINEAR
+        )
+        image = F.resize(image, [self.resize_size], interpolation=mode, antialias=True)
+        return F.center_crop(image, [self.image_size, self.image_size])
+
+    def normalise(self, image: torch.Tensor) -> torch.Tensor:
+        """uint8 [..., 3, S, S] -> float32, scaled to [0, 1], then standardised per channel."""
+        image = F.to_dtype(image, torch.float32, scale=True)
+        return F.normalize(image, list(self.mean), list(self.std))
+
+    def apply(self, image: torch.Tensor) -> torch.Tensor:
+        """A decoded image -> the network's float input [3, S, S] (what validation used)."""
+        return self.normalise(self.resize_crop(image))
+
+    def batch(self, images: list[torch.Tensor]) -> np.ndarray:
+        """Decoded images -> one float32 NCHW array, ready for ONNX Runtime."""
+        stacked = torch.stack([self.resize_crop(i) for i in images])
+        return self.normalise(stacked).numpy()
+
+
+def decode(data: bytes, *, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE) -> torch.Tensor:
+    """Image bytes -> uint8 RGB tensor [3, H, W], upright; ImageError naming any problem."""
+    if not data:
+        raise ImageError("empty file: 0 bytes, expected an image (JPEG, PNG, WebP, ...)")
+    width, height, fmt = _header(data)
+    if width * height > max_pixels:
+        raise ImageError(
+            f"image too large: {width}x{height} = {width * height:,} pixels, above the limit "
+            f"of {max_pixels:,}; downscale it first"
+        )
+    if min(width, height) < min_side:
+        raise ImageError(
+            f"image too small: {width}x{height} pixels; at least {min_side}x{min_side} needed"
+        )
+    if fmt == "WEBP" and _webp_needs_pil(data):  # EXIF orientation or animation
+        return _decode_with_pil(data, fmt)
+    if fmt in ("JPEG", "PNG", "WEBP", "GIF"):
+        try:
+            image = decode_image(
+                torch.frombuffer(bytearray(data), dtype=torch.uint8),
+                mode=ImageReadMode.RGB,
+                apply_exif_orientation=True,
+            )
+        except RuntimeError as exc:
+            raise ImageError(f"corrupt or truncated {fmt} image: {_reason(exc)}") from None
+        if image.ndim == 4:  # an animated GIF: every frame was decoded; keep the first
+            image = image[0]
+        if image.dtype == torch.uint16:  # 16-bit PNG: keep the top 8 bits
+            image = (image.to(torch.int32) >> 8).to(torch.uint8)
+        return image
+    return _decode_with_pil(data, fmt)
+
+
+def _webp_needs_pil(data: bytes) -> bool:
+    """torchvision applies no EXIF orientation to a WebP and refuses an animated one."""
+    with Image.open(io.BytesIO(data)) as im:
+        return getattr(im, "is_animated", False) or im.getexif().get(0x0112, 1) != 1
+
+
+_SIGNATURES = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG", b"GIF8": "GIF",
+               b"BM": "BMP", b"II*\x00": "TIFF", b"MM\x00*": "TIFF"}  # fmt: skip
+
+
+def _sniff(data: bytes) -> str | None:
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return next((f for sig, f in _SIGNATURES.items() if data.startswith(sig)), None)
+
+
+def _header(data: bytes) -> tuple[int, int, str]:
+    """Width, height and format from the header alone (PIL opens lazily)."""
+    try:
+        with warnings.catch_warnings():
+            # PIL warns above its own bomb limit; ours is checked (and reported) by the caller.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                return im.width, im.height, str(im.format)
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"image too large: {exc}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        fmt = _sniff(data)
+        if fmt is not None:
+            raise ImageError(f"corrupt or truncated {fmt} image: {_reason(exc)}") from None
+        raise ImageError(
+            f"not an image: the bytes are no format this service reads "
+            f"(JPEG, PNG, WebP, GIF, BMP, TIFF) ({_reason(exc)})"
+        ) from None
+
+
+def _decode_with_pil(data: bytes, fmt: str) -> torch.Tensor:
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.seek(0)
+            upright = ImageOps.exif_transpose(im)
+            if upright.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit greyscale
+                array = (np.asarray(upright, dtype=np.uint32) >> 8).astype(np.uint8)
+                upright = Image.fromarray(array, mode="L")
+            rgb = np.array(upright.convert("RGB"))
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"corrupt or truncated {fmt} image: {_reason(exc)}") from None
+    return torch.from_numpy(rgb).permute(2, 0, 1).contiguous()
+
+
+def _reason(exc: BaseException) -> str:
+    """The useful last line of a library's message (torchvision prefixes a C++ source path)."""
+    if isinstance(exc, UnidentifiedImageError):
+        return "unknown file signature"
+    text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    return text.rsplit(", ", 1)[-1] if "/csrc/" in text else text
+
+
+STAT_NAMES = ("width", "height", "aspect", "brightness", "contrast", "saturation",
+              "red", "green", "blue")  # fmt: skip
+
+
+def image_stats(image: torch.Tensor, small: torch.Tensor | None = None) -> dict[str, float]:
+    """What monitoring watches per image: size and shape of the original, and the colour
+    statistics of `small` (the resized copy, when there is one: the numbers barely differ and
+    it is ~100x fewer pixels)."""
+    height, width = image.shape[-2:]
+    pixels = (small if small is not None else image).to(torch.float32) / 255.0
+    luma = (pixels * _LUMA).sum(dim=0)
+    channel_max, channel_min = pixels.max(dim=0).values, pixels.min(dim=0).values
+    saturation = (channel_max - channel_min) / channel_max.clamp(min=1e-6)
+    means = pixels.mean(dim=(1, 2)).tolist()
+    return {
+        "width": float(width),
+        "height": float(height),
+        "aspect": float(width) / float(height),
+        "brightness": float(luma.mean()),
+        "contrast": float(luma.std()),
+        "saturation": float(saturation.mean()),
+        "red": means[0],
+        "green": means[1],
+        "blue": means[2],
+    }

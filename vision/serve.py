@@ -1,0 +1,227 @@
+"""The vision model behind the shared serving contract: image bytes in, top-k classes out.
+
+`VisionPredictor` decodes with the same code training used (vision.images), runs the network on
+whichever engine is faster on this machine (ONNX Runtime or eager PyTorch, timed when the model
+loads: see `choose_engine`), and returns calibrated probabilities (temperature-scaled softmax)
+for the top k classes. With `gradcam: true` it adds a Grad-CAM overlay as a base64 PNG.
+
+A bad image (empty, not an image, truncated, a decompression bomb, too small) is an `InputError`
+naming the record, which the API answers with 422.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+import numpy as np
+import torch
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, WithJsonSchema
+
+from common.artifacts import Manifest, check_compatible, read_manifest
+from common.errors import ArtifactError, InputError
+from common.predictor import MediaPredictor
+from vision.calibration import softmax
+from vision.export import INPUT_NAME, OUTPUT_NAME, session
+from vision.gradcam import GradCam, overlay, png_base64
+from vision.images import MAX_PIXELS, STAT_NAMES, ImageError, decode, image_stats
+from vision.model import MODEL_DIR, ONNX_FILE, ModelSpec
+
+logger = logging.getLogger(__name__)
+Engine = Literal["auto", "onnx", "torch"]
+MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp",
+               "image/tiff", "application/x-image")  # fmt: skip
+MODEL_LIBRARIES = ["torch", "torchvision", "onnxruntime", "numpy"]
+# A 32x32 PNG of a red disc, base64: the API docs' example and the smoke tests' input.
+EXAMPLE_PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAACAAAAAgCAIAAAD8GO2jAAAAg0lEQVR42mN8/foDAy0BEwONwagFA28BC5Hq7tpaYAo"
+    "qHz5BUCMjwWSK1WjirWGi0HSCapgoNJ2gSibKTcevnokqpuPRNRD5gDzn49I7WlSMWkATC4gpI4kv+AYoiMjzBFZdTO"
+    "SV8sSrZyK7JiFSJRMltRUxahiJbNnRsE4ezclD3gIAtc0yV8PBaZwAAAAASUVORK5CYII="
+)
+
+
+def _strict_base64(value: object) -> object:
+    """Standard base64 (line breaks allowed, as `base64 cat.jpg` writes them); any other
+    character is an error rather than silently dropped."""
+    if isinstance(value, str):
+        value = value.encode("ascii", errors="replace")
+    if isinstance(value, bytes):
+        try:
+            return base64.b64decode(b"".join(value.split()), validate=True)
+        except binascii.Error as exc:
+            raise ValueError(f"invalid base64 ({exc})") from None
+    return value
+
+
+Base64Bytes = Annotated[
+    bytes,
+    BeforeValidator(_strict_base64),
+    WithJsonSchema({"type": "string", "contentEncoding": "base64"}),
+]
+
+
+class ImageRecord(BaseModel):
+    """One image (base64 in JSON; a file or raw bytes elsewhere) and what to return for it."""
+
+    # A misspelt option (`topk`) is an error naming it, not a silent default.
+    model_config = ConfigDict(extra="forbid")
+
+    image: Base64Bytes = Field(description="The image file's bytes: JPEG, PNG, WebP, GIF, ...")
+    top_k: int = Field(3, ge=1, le=1000, description="How many classes to return (at most all).")
+    gradcam: bool = Field(False, description="Add a Grad-CAM overlay (slower: ~3x a prediction).")
+
+
+class ClassScore(BaseModel):
+    label: str
+    probability: float
+
+
+class ImagePrediction(BaseModel):
+    label: str = Field(description="The most probable class.")
+    confidence: float = Field(description="Its calibrated probability.")
+    top_k: list[ClassScore]
+    width: int = Field(description="The image's width as received, after EXIF rotation.")
+    height: int
+    gradcam_png: str | None = Field(None, description="Base64 PNG: Grad-CAM over the input.")
+    # What the drift window watches (see monitoring_inputs); not part of the answer.
+    _stats: dict[str, float] = PrivateAttr(default_factory=dict)
+
+
+class VisionPredictor(MediaPredictor[ImageRecord, ImagePrediction]):
+    project = "vision"
+    input_model = ImageRecord
+    output_model = ImagePrediction
+    score_field = "confidence"
+    media_types = MEDIA_TYPES
+    payload_field = "image"
+    max_batch = 256
+    examples: ClassVar[list[dict[str, Any]]] = [{"image": EXAMPLE_PNG, "top_k": 3}]
+
+    def __init__(
+        self, path: Path, manifest: Manifest, spec: ModelSpec, engine: Engine = "auto"
+    ) -> None:
+        super().__init__(path, manifest)
+        self.spec = spec
+        self.prep = spec.preprocessing
+        self.classes = spec.classes
+        self.max_pixels = MAX_PIXELS
+        folder = path / MODEL_DIR
+        self.net = spec.load_network(folder)
+        self.session = session(folder / ONNX_FILE)
+        self.timings_ms = measure_engines(self._run_onnx, self._run_torch, self.prep.image_size)
+        self.engine = choose_engine(engine, self.timings_ms)
+        self._forward = self._run_onnx if self.engine == "onnx" else self._run_torch
+        self._gradcam: GradCam | None = None
+        logger.info("vision engine: %s (batch-1 ms: %s)", self.engine, self.timings_ms)
+
+    @classmethod
+    def from_artifact(cls, path: Path, engine: Engine = "auto") -> Self:
+        manifest = read_manifest(path, project="vision")
+        check_compatible(manifest, MODEL_LIBRARIES)
+        if not (path / MODEL_DIR / ONNX_FILE).is_file():
+            raise ArtifactError(f"{path} has no {MODEL_DIR}/{ONNX_FILE}: not a vision artifact")
+        return cls(path, manifest, ModelSpec.load(path / MODEL_DIR), engine)
+
+    # -- the engines ---------------------------------------------------------------------------
+    def _run_onnx(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+
+    def _run_torch(self, batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return self.net(torch.from_numpy(batch)).numpy()
+
+    # -- predicting ----------------------------------------------------------------------------
+    def decode_all(self, blobs: Sequence[bytes]) -> list[torch.Tensor]:
+        """Decoded images, or InputError naming the first bad one (by its place in the batch)."""
+        images = []
+        for index, blob in enumerate(blobs):
+            try:
+                images.append(decode(blob, max_pixels=self.max_pixels))
+            except ImageError as exc:
+                where = index if len(blobs) > 1 else None
+                raise InputError(str(exc), field="image", index=where) from None
+        return images
+
+    def probabilities(self, images: list[torch.Tensor]) -> tuple[np.ndarray, list[torch.Tensor]]:
+        """Calibrated class probabilities [n, classes], and the resized crops the net saw."""
+        crops = [self.prep.resize_crop(i) for i in images]
+        batch = self.prep.normalise(torch.stack(crops)).numpy()
+        logits = self._forward(batch)
+        return softmax(logits.astype(np.float64), self.spec.temperature), crops
+
+    def predict_batch(self, records: Sequence[ImageRecord]) -> list[ImagePrediction]:
+        images = self.decode_all([r.image for r in records])
+        probs, crops = self.probabilities(images)
+        outputs = []
+        for record, image, crop, p in zip(records, images, crops, probs, strict=True):
+            order = np.argsort(-p)[: min(record.top_k, len(self.classes))]
+            out = ImagePrediction(
+                label=self.classes[order[0]],
+                confidence=float(p[order[0]]),
+                top_k=[ClassScore(label=self.classes[i], probability=float(p[i])) for i in order],
+                width=int(image.shape[-1]),
+                height=int(image.shape[-2]),
+                gradcam_png=self.gradcam_png(crop, int(order[0])) if record.gradcam else None,
+            )
+            out._stats = image_stats(image, crop)
+            outputs.append(out)
+        return outputs
+
+    def gradcam_png(self, crop: torch.Tensor, class_index: int) -> str:
+        return png_base64(overlay(crop, self.gradcam(crop, class_index)))
+
+    def gradcam(self, crop: torch.Tensor, class_index: int) -> np.ndarray:
+        """Grad-CAM heat map [S, S] of `class_index` over a resized crop."""
+        if self._gradcam is None:
+            self._gradcam = GradCam(self.net)
+        return self._gradcam.heatmap(self.prep.normalise(crop), class_index)
+
+    def monitoring_inputs(
+        self, records: Sequence[ImageRecord], outputs: Sequence[ImagePrediction]
+    ) -> dict[str, list[Any]]:
+        columns: dict[str, list[Any]] = {n: [o._stats[n] for o in outputs] for n in STAT_NAMES}
+        columns["predicted_class"] = [o.label for o in outputs]
+        return columns
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            **super().metadata(),
+            "classes": self.classes,
+            "backbone": self.spec.backbone,
+            "engine": {"used": self.engine, "batch1_ms": self.timings_ms},
+            "preprocessing": self.prep.model_dump(mode="json"),
+        }
+
+
+def measure_engines(
+    onnx: Callable[[np.ndarray], np.ndarray],
+    eager: Callable[[np.ndarray], np.ndarray],
+    size: int,
+    repeats: int = 10,
+) -> dict[str, float]:
+    """Median batch-1 latency (ms) of each engine on this machine, after a warm-up."""
+    x = np.zeros((1, 3, size, size), dtype=np.float32)
+    timings = {}
+    for name, run in (("onnx", onnx), ("torch", eager)):
+        for _ in range(3):
+            run(x)
+        samples = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run(x)
+            samples.append((time.perf_counter() - start) * 1000)
+        timings[name] = round(statistics.median(samples), 3)
+    return timings
+
+
+def choose_engine(preference: Engine, timings_ms: dict[str, float]) -> Literal["onnx", "torch"]:
+    """The engine asked for, or with `auto` the faster one as measured here (ONNX on a tie)."""
+    if preference != "auto":
+        return preference
+    return "onnx" if timings_ms["onnx"] <= timings_ms["torch"] else "torch"
