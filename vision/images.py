@@ -35,8 +35,6 @@ MAX_PIXELS = 40_000_000
 MIN_SIDE = 8
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-# Luma weights (ITU-R BT.601), for brightness and contrast.
-_LUMA = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
 
 
 class ImageError(UserError):
@@ -186,15 +184,19 @@ STAT_NAMES = ("width", "height", "aspect", "brightness", "contrast", "saturation
 
 
 def image_stats(image: torch.Tensor, small: torch.Tensor | None = None) -> dict[str, float]:
-    """What monitoring watches per image: size and shape of the original, and the colour
-    statistics of `small` (the resized copy, when there is one: the numbers barely differ and
-    it is ~100x fewer pixels)."""
+    """What monitoring watches per image: size and shape of the original, and colour statistics
+    of `small` (the resized crop, when there is one), read from every 4th pixel in each
+    direction: the same numbers to two decimals at a sixteenth of the work, which matters on a
+    request that costs ~3 ms in all. Computed in numpy: torch's per-op overhead and thread
+    pool cost more than the arithmetic here."""
     height, width = image.shape[-2:]
-    pixels = (small if small is not None else image).to(torch.float32) / 255.0
-    luma = (pixels * _LUMA).sum(dim=0)
-    channel_max, channel_min = pixels.max(dim=0).values, pixels.min(dim=0).values
-    saturation = (channel_max - channel_min) / channel_max.clamp(min=1e-6)
-    means = pixels.mean(dim=(1, 2)).tolist()
+    source = small if small is not None else image
+    step = max(1, min(source.shape[-2:]) // 56)
+    pixels = source[:, ::step, ::step].numpy().astype(np.float32) / 255.0
+    luma = 0.299 * pixels[0] + 0.587 * pixels[1] + 0.114 * pixels[2]  # ITU-R BT.601
+    channel_max, channel_min = pixels.max(axis=0), pixels.min(axis=0)
+    saturation = (channel_max - channel_min) / np.maximum(channel_max, 1e-6)
+    means = pixels.mean(axis=(1, 2))
     return {
         "width": float(width),
         "height": float(height),
@@ -202,7 +204,7 @@ def image_stats(image: torch.Tensor, small: torch.Tensor | None = None) -> dict[
         "brightness": float(luma.mean()),
         "contrast": float(luma.std()),
         "saturation": float(saturation.mean()),
-        "red": means[0],
-        "green": means[1],
-        "blue": means[2],
+        "red": float(means[0]),
+        "green": float(means[1]),
+        "blue": float(means[2]),
     }
