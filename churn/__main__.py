@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 
+from common.cli import serve as serve_model
 from common.cli import setup_logging, user_errors
 from common.settings import get_settings
 
@@ -130,22 +131,8 @@ def serve(
 ) -> None:
     """Serve the model over HTTP (docs at /docs) until interrupted."""
     from churn.serve import ChurnPredictor
-    from common.artifacts import ArtifactStore
-    from common.serving.app import run
-    from common.settings import ServeSettings
 
-    with user_errors():
-        settings = get_settings()
-        options = {"host": host, "port": port}
-        if model is not None:
-            options["model_dir"] = ArtifactStore(settings.artifacts_root, "churn").resolve(model)
-        serve_settings = ServeSettings(**{k: v for k, v in options.items() if v is not None})
-        # Fail here, with a clear message, rather than start a server that is never ready.
-        store = ArtifactStore(settings.artifacts_root, "churn")
-        path = store.resolve_serving(serve_settings.model_dir)
-        serve_settings = serve_settings.model_copy(update={"model_dir": path})
-    logger.info("serving %s on http://%s:%d", path, serve_settings.host, serve_settings.port)
-    run(ChurnPredictor, serve_settings)
+    serve_model(ChurnPredictor, model, host, port)
 
 
 @app.command()

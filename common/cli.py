@@ -11,11 +11,15 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import typer
 from pydantic import ValidationError
 
 from common.errors import UserError
+
+if TYPE_CHECKING:
+    from common.predictor import Predictor
 
 #: Exit code for errors the user can fix (bad data, bad options, corrupted artifact).
 EXIT_USER_ERROR = 2
@@ -44,3 +48,25 @@ def user_errors() -> Iterator[None]:
         details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         typer.echo(f"error: invalid settings or options: {details}", err=True)
         raise typer.Exit(EXIT_USER_ERROR) from None
+
+
+def serve(predictor_cls: type[Predictor], model: str | None, host: str | None,
+          port: int | None) -> None:  # fmt: skip
+    """What every project's `serve` command does: resolve the model now (an error naming what
+    is missing beats a server that never becomes ready), then serve until interrupted."""
+    from common.artifacts import ArtifactStore
+    from common.serving.app import run
+    from common.settings import ServeSettings, get_settings
+
+    with user_errors():
+        store = ArtifactStore(get_settings().artifacts_root, predictor_cls.project)
+        options: dict[str, Any] = {"host": host, "port": port}
+        if model is not None:
+            options["model_dir"] = store.resolve(model)
+        settings = ServeSettings(**{k: v for k, v in options.items() if v is not None})
+        path = store.resolve_serving(settings.model_dir)
+        settings = settings.model_copy(update={"model_dir": path})
+    logging.getLogger(predictor_cls.project).info(
+        "serving %s on http://%s:%d", path, settings.host, settings.port
+    )
+    run(predictor_cls, settings)

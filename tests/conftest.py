@@ -1,4 +1,5 @@
-"""Fixtures shared by every test package: isolated settings and one small trained churn model.
+"""Fixtures shared by every test package: isolated settings, one small trained churn model, and
+the harness of the real-browser tests (a project's API and dashboard as subprocesses, Chromium).
 
 Training takes seconds, so one model is trained per test session on generated data and shared
 by the tests that only read it; tests that write artifacts get their own store under tmp_path.
@@ -6,8 +7,18 @@ by the tests that only read it; tests that write artifacts get their own store u
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pandas as pd
 import pytest
 
@@ -62,3 +73,124 @@ def trained_artifact(
 
     root = tmp_path_factory.mktemp("store")
     return run(telco_csv, fast_config, Settings(artifacts_root=root, tracking=False))
+
+
+# -- real browsers: a project's API and dashboard as subprocesses, and Chromium ----------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Chromium in a container: no sandbox (no user namespaces), no GPU, nothing phoned home.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+START_TIMEOUT_S = 60
+ROOT = Path(__file__).parents[1]
+
+
+@dataclass(frozen=True)
+class Services:
+    """A project's API and the dashboard using it: base URLs, and the API's process and log."""
+
+    api: str
+    dashboard: str
+    api_process: subprocess.Popen[bytes]
+    api_log: Path
+
+    def wait_for_api(self) -> None:
+        wait_until_up(f"{self.api}/ready", self.api_process, self.api_log)
+
+
+def free_port() -> int:
+    """A port nothing listens on now (bind to 0 and read it back)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Poll `url` until it answers 200; fail with the process's log if it dies or never does."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"{url}: the process exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass  # not listening yet
+        time.sleep(0.25)
+    pytest.fail(f"{url} did not answer 200 within {START_TIMEOUT_S} s:\n{log.read_text()}")
+
+
+@pytest.fixture
+def start_services(tmp_path: Path) -> Iterator[Callable[..., Services]]:
+    """`start_services(project, model_dir)`: `python -m <project> serve` and `streamlit run
+    <project>/dashboard/app.py` on free 127.0.0.1 ports, the dashboard using the API, both on
+    `model_dir`; returns once the dashboard answers (with `wait_for_api=False` the API may still
+    be loading: the two start together). Their output goes to logs in tmp_path (a pipe nobody
+    reads could fill up and block them); both are stopped however the test ends."""
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        with open(log, "wb") as out:
+            processes.append(
+                subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+            )
+        return processes[-1]
+
+    def start_both(project: str, model_dir: Path, *, wait_for_api: bool = True) -> Services:
+        api_port, dashboard_port = free_port(), free_port()
+        api, dashboard = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{dashboard_port}"
+        env = {**os.environ, "MODEL_DIR": str(model_dir), "API_URL": api}
+        api_log, dashboard_log = tmp_path / "api.log", tmp_path / "dashboard.log"
+        serve = [sys.executable, "-m", project, "serve", "--model", str(model_dir),
+                 "--host", "127.0.0.1", "--port", str(api_port)]  # fmt: skip
+        api_process = start(serve, api_log, env)
+        services = Services(api, dashboard, api_process, api_log)
+        if wait_for_api:
+            services.wait_for_api()
+        streamlit = [
+            sys.executable, "-m", "streamlit", "run", f"{project}/dashboard/app.py",
+            "--server.headless", "true", "--server.address", "127.0.0.1",
+            "--server.port", str(dashboard_port), "--server.fileWatcherType", "none",
+            "--browser.gatherUsageStats", "false",
+        ]  # fmt: skip
+        wait_until_up(f"{dashboard}/_stcore/health", start(streamlit, dashboard_log, env),
+                      dashboard_log)  # fmt: skip
+        return services
+
+    try:
+        yield start_both
+    finally:
+        for process in reversed(processes):  # SIGTERM, then SIGKILL after 10 s
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=5)
+
+
+@pytest.fixture
+def chromium() -> Iterator[Any]:
+    """Debian's headless Chromium driven by Playwright (a `Browser`); the test is skipped, saying
+    why, where either is missing. Never `playwright install`: it downloads its own browser."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    if importlib.util.find_spec("playwright") is None:
+        pytest.skip("the playwright package is not installed (pip install playwright)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Path:
+    """Where browser tests keep their screenshots: `$TEST_ARTIFACTS_DIR` if set, else tmp_path."""
+    folder = Path(os.environ.get("TEST_ARTIFACTS_DIR") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 
+from common.cli import serve as serve_model
 from common.cli import setup_logging, user_errors
 from common.settings import get_settings
 
@@ -122,21 +123,9 @@ def serve(
     port: int | None = typer.Option(None, help="Port; default SAGEMAKER_BIND_TO_PORT or 8080."),
 ) -> None:
     """Serve the model over HTTP (docs at /docs) until interrupted."""
-    from common.artifacts import ArtifactStore
-    from common.serving.app import run
-    from common.settings import ServeSettings
     from vision.serve import VisionPredictor
 
-    with user_errors():
-        store = ArtifactStore(get_settings().artifacts_root, "vision")
-        options = {"host": host, "port": port}
-        if model is not None:
-            options["model_dir"] = store.resolve(model)
-        serve_settings = ServeSettings(**{k: v for k, v in options.items() if v is not None})
-        path = store.resolve_serving(serve_settings.model_dir)  # fail here, not "never ready"
-        serve_settings = serve_settings.model_copy(update={"model_dir": path})
-    logger.info("serving %s on http://%s:%d", path, serve_settings.host, serve_settings.port)
-    run(VisionPredictor, serve_settings)
+    serve_model(VisionPredictor, model, host, port)
 
 
 @app.command()

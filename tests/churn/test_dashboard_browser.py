@@ -12,14 +12,7 @@ it downloads its own browser, which this project does not use.
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -27,126 +20,34 @@ import pytest
 
 from churn.serve import EXAMPLES
 
-ROOT = Path(__file__).parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-# Chromium in a container: no sandbox (no user namespaces), no GPU, nothing phoned home.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-START_TIMEOUT_S = 60
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}"),
-    pytest.mark.skipif(
-        importlib.util.find_spec("playwright") is None,
-        reason="the playwright package is not installed (pip install playwright)",
-    ),
-]
-
-
-def free_port() -> int:
-    """A port nothing listens on now (bind to 0 and read it back)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """A subprocess in the repository root, its output in `log` (a pipe nobody reads could
-    fill up and block it)."""
-    with open(log, "wb") as out:
-        return subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
-def wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    """Poll `url` until it answers 200; fail with the process's log if it dies or never does."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"{url}: the process exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass  # not listening yet
-        time.sleep(0.25)
-    pytest.fail(f"{url} did not answer 200 within {START_TIMEOUT_S} s:\n{log.read_text()}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL if it has not exited within 10 s."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
-@pytest.fixture
-def services(trained_artifact: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """The churn API and the dashboard using it, both serving the session's model; their
-    base URLs. Both processes are stopped however the test ends."""
-    api_port, dashboard_port = free_port(), free_port()
-    api, dashboard = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{dashboard_port}"
-    env = {**os.environ, "MODEL_DIR": str(trained_artifact), "API_URL": api}
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        api_log = tmp_path / "api.log"
-        serve = [sys.executable, "-m", "churn", "serve", "--model", str(trained_artifact),
-                 "--host", "127.0.0.1", "--port", str(api_port)]  # fmt: skip
-        processes.append(start(serve, api_log, env))
-        wait_until_up(f"{api}/ready", processes[-1], api_log)
-
-        dashboard_log = tmp_path / "dashboard.log"
-        streamlit = [
-            sys.executable, "-m", "streamlit", "run", "churn/dashboard/app.py",
-            "--server.headless", "true", "--server.address", "127.0.0.1",
-            "--server.port", str(dashboard_port), "--server.fileWatcherType", "none",
-            "--browser.gatherUsageStats", "false",
-        ]  # fmt: skip
-        processes.append(start(streamlit, dashboard_log, env))
-        wait_until_up(f"{dashboard}/_stcore/health", processes[-1], dashboard_log)
-        yield api, dashboard
-    finally:
-        for process in reversed(processes):
-            stop(process)
+# The harness (subprocesses on free ports, Chromium, skips) is in tests/conftest.py.
+pytestmark = pytest.mark.browser
 
 
 @pytest.mark.timeout(300)
-def test_what_if_page_shows_the_apis_probability(services: tuple[str, str], tmp_path: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
+def test_what_if_page_shows_the_apis_probability(
+    chromium, start_services, screenshots: Path, trained_artifact: Path
+) -> None:
+    from playwright.sync_api import expect
 
-    api, dashboard = services
+    services = start_services("churn", trained_artifact)
+    api, dashboard = services.api, services.dashboard
     record = {k: v for k, v in EXAMPLES[0].items() if k != "customerID"}  # the form's defaults
     answer = httpx.post(f"{api}/predict", json=record, timeout=10).json()
-    shots = Path(os.environ.get("TEST_ARTIFACTS_DIR") or tmp_path)
-    shots.mkdir(parents=True, exist_ok=True)
-    screenshot = shots / "churn-dashboard-what-if.png"
+    screenshot = screenshots / "churn-dashboard-what-if.png"
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1400})
-            page.goto(f"{dashboard}/what_if", timeout=START_TIMEOUT_S * 1000)
-            page.get_by_role("button", name="Predict").click(timeout=30_000)
-            probability = page.get_by_test_id("stMetric").filter(
-                has_text=re.compile("churn probability", re.IGNORECASE)
-            )
-            expect(probability).to_be_visible(timeout=30_000)
-            value = probability.get_by_test_id("stMetricValue").inner_text()
-            # Let the reason-code chart finish drawing before the picture is taken.
-            page.get_by_text("Why").wait_for(timeout=10_000)
-            page.wait_for_timeout(1000)
-            page.screenshot(path=str(screenshot), full_page=True)
-        finally:
-            browser.close()
+    page = chromium.new_page(viewport={"width": 1400, "height": 1400})
+    page.goto(f"{dashboard}/what_if", timeout=60_000)
+    page.get_by_role("button", name="Predict").click(timeout=30_000)
+    probability = page.get_by_test_id("stMetric").filter(
+        has_text=re.compile("churn probability", re.IGNORECASE)
+    )
+    expect(probability).to_be_visible(timeout=30_000)
+    value = probability.get_by_test_id("stMetricValue").inner_text()
+    # Let the reason-code chart finish drawing before the picture is taken.
+    page.get_by_text("Why").wait_for(timeout=10_000)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(screenshot), full_page=True)
 
     print(f"screenshot: {screenshot}")
     assert re.fullmatch(r"\d{1,3}\.\d%", value), value
