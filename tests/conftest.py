@@ -12,8 +12,10 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -194,3 +196,44 @@ def screenshots(tmp_path: Path) -> Path:
     folder = Path(os.environ.get("TEST_ARTIFACTS_DIR") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+@contextmanager
+def api_in_thread(predictor_cls: type, model_dir: Path) -> Iterator[str]:
+    """A project's API serving `model_dir` from a thread of this process, on a free 127.0.0.1
+    port, until the block ends; yields its base URL once it is ready. (For the dashboards'
+    AppTests; the browser tests run the real command in a subprocess instead.)"""
+    import uvicorn
+
+    from common.serving.app import create_app
+    from common.settings import ServeSettings
+
+    app = create_app(predictor_cls, ServeSettings(model_dir=model_dir))
+    # log_config=None leaves the test process's logging alone; no websockets are needed.
+    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_config=None,
+                            log_level="warning", ws="none")  # fmt: skip
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{config.port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass  # not listening yet
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"the {predictor_cls.project} API did not become ready within 30 s")
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def serve_in_thread() -> Callable[[type, Path], AbstractContextManager[str]]:
+    """`with serve_in_thread(PredictorClass, model_dir) as url:` (see `api_in_thread`)."""
+    return api_in_thread

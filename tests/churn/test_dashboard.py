@@ -10,13 +10,9 @@ checked directly.
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -47,40 +43,10 @@ def model_dir(trained_artifact: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(scope="module")
-def churn_api(trained_artifact: Path) -> Iterator[str]:
+def churn_api(trained_artifact: Path, serve_in_thread) -> Iterator[str]:
     """The churn API serving the session's model from a thread; its base URL."""
-    import uvicorn
-
-    from common.serving.app import create_app
-    from common.settings import ServeSettings
-
-    app = create_app(ChurnPredictor, ServeSettings(model_dir=trained_artifact))
-    with socket.socket() as probe:  # a free port: bind to 0, read it back
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    # log_config=None leaves the test process's logging alone; no websockets are needed.
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, log_level="warning", ws="none"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass  # not listening yet
-            time.sleep(0.1)
-        else:
-            pytest.fail("the churn API did not become ready within 30 s")
+    with serve_in_thread(ChurnPredictor, trained_artifact) as url:
         yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture
