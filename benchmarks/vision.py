@@ -170,6 +170,10 @@ def in_process(model: Path, jpeg: Path) -> dict:
     return {
         "decode_preprocess_ms": p50_ms(lambda: predictor.prep.batch([decode(data)]), 300),
         "onnx_forward_ms": p50_ms(lambda: predictor._run_onnx(batch), 300),
+        # The two chained, as a request runs them: colder caches than either alone.
+        "decode_then_forward_ms": p50_ms(
+            lambda: predictor._run_onnx(predictor.prep.batch([decode(data)])), 300
+        ),
         "predictor_ms": p50_ms(lambda: predictor.predict_batch([record]), 300),
         "engine": predictor.engine,
     }
@@ -207,12 +211,12 @@ def api_vs_in_process(model: Path, jpeg: bytes, seconds: float, workdir: Path) -
     finally:
         server.terminate()
         server.wait(timeout=30)
-    base = limit["decode_plus_forward_ms"]
+    base = limit["decode_then_forward_ms"]
     return {
         "in_process": limit,
         **{f"api_{k}_ms": v for k, v in results.items()},
-        "ratio_raw_vs_decode_plus_forward": round(results["raw_jpeg"] / base, 3),
-        "ratio_multipart_vs_decode_plus_forward": round(results["multipart"] / base, 3),
+        "ratio_raw_vs_decode_then_forward": round(results["raw_jpeg"] / base, 3),
+        "ratio_multipart_vs_decode_then_forward": round(results["multipart"] / base, 3),
         "goal_ratio": 1.3,
     }
 
