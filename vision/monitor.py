@@ -42,7 +42,8 @@ LOW_CONFIDENCE = 0.5
 
 
 def stats_columns(images: list[bytes | Path], prep: Preprocessing) -> dict[str, list[float]]:
-    """The watched statistics of each image, as columns (undecodable images are skipped)."""
+    """The watched statistics of each image, as columns (the images must decode: training's
+    have been checked by `vision.data.scan`)."""
     columns: dict[str, list[float]] = {name: [] for name in STAT_NAMES}
     for image in images:
         data = image.read_bytes() if isinstance(image, Path) else image
