@@ -42,7 +42,7 @@ def data(
     import shutil
     import tempfile
 
-    from vision.data import write_shapes
+    from vision.data import DataError, write_shapes
     from vision.monitor import shift_images
 
     with user_errors():
@@ -50,6 +50,8 @@ def data(
         if shift == 0:
             typer.echo(write_shapes(out, per_class=per_class, size=size, seed=seed))
             return
+        if out.exists() and any(out.iterdir()):  # as write_shapes itself refuses
+            raise DataError(f"{out} exists and is not empty; delete it or pick another --out")
         with tempfile.TemporaryDirectory() as tmp:
             clean = write_shapes(Path(tmp) / "clean", per_class=per_class, size=size, seed=seed)
             staged = shift_images(clean, Path(tmp) / "shifted", shift)

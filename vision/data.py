@@ -28,6 +28,7 @@ from sklearn.model_selection import train_test_split
 from tqdm import tqdm
 
 from common.errors import UserError
+from vision.images import ImageError, check_size
 from vision.shapes import SHAPES, write_images  # SHAPES is re-exported: callers import it here
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -127,15 +128,14 @@ def _class_files(folder: Path, skipped: list[tuple[Path, str]]) -> dict[str, lis
 def _decode_problem(path: Path) -> str | None:
     """Why PIL cannot fully decode `path`, or None when it can."""
     try:
-        with Image.open(path) as image:  # DecompressionBombError here past 2x the limit
-            limit = Image.MAX_IMAGE_PIXELS
-            if limit and image.width * image.height > limit:
-                return (
-                    f"too large to decode safely ({image.width}x{image.height} pixels; "
-                    f"PIL's Image.MAX_IMAGE_PIXELS is {limit})"
-                )
+        with Image.open(path) as image:  # DecompressionBombError here past 2x PIL's limit
+            # The size rules serving applies: an image it would refuse must not reach training,
+            # where it would fail in the middle of an epoch.
+            check_size(image.width, image.height)
             image.draft("RGB", _DRAFT)  # a no-op for formats other than JPEG
             image.load()  # truncated data raises here: LOAD_TRUNCATED_IMAGES stays False
+    except ImageError as exc:
+        return str(exc)
     except Image.DecompressionBombError as exc:
         return f"too large to decode safely ({exc})"
     except UnidentifiedImageError:

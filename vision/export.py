@@ -31,13 +31,15 @@ def export_onnx(net: nn.Module, example: torch.Tensor, path: Path) -> Path:
     """Write `net` (eval mode, CPU) as ONNX with a dynamic batch dimension; returns `path`."""
     net = net.cpu().eval()
     batch = torch.export.Dim("batch", min=1, max=4096)
+    # Two examples: torch.export specialises a dimension it only ever sees as 1.
+    example = example[:2] if len(example) >= 2 else example.repeat(2, 1, 1, 1)
     with warnings.catch_warnings(), _quiet("torch.onnx", "onnxscript", "onnx_ir"):
         # torch.export's internals warn about their own deprecations; nothing for us to act on.
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
         program = torch.onnx.export(
             net,
-            (example[:2].cpu(),),
+            (example.cpu(),),
             dynamo=True,
             input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME],

@@ -102,7 +102,11 @@ class Finetuner:
         self.net, self.config, self.checkpoint = net, config, checkpoint
         self.on_epoch = on_epoch
         self.device = select_device(config.device)
-        weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
+        weight = (
+            torch.tensor(class_weights, dtype=torch.float32, device=self.device)
+            if class_weights
+            else None
+        )
         self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing)
         # Validation loss is unweighted and unsmoothed: the quantity temperature scaling and
         # early stopping should care about is plain negative log-likelihood.
@@ -200,6 +204,9 @@ class Finetuner:
                     module.eval()
         head = head_of(net)[2]
         head.train()
+        # float16 gradients underflow without loss scaling; bfloat16 (and the CPU) need none.
+        fp16 = self.device.type == "cuda" and self.config.amp and not torch.cuda.is_bf16_supported()
+        scaler = torch.amp.GradScaler("cuda", enabled=fp16)
         total, correct, seen = 0.0, 0, 0
         bar = tqdm(self._loader(data, True, epoch), desc=self._desc(epoch), leave=False,
                    disable=None, unit="batch")  # fmt: skip
@@ -209,8 +216,9 @@ class Finetuner:
                 logits = net(images)
                 loss = self.loss_fn(logits.float(), labels)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             scheduler.step()
             total += loss.item() * len(labels)
             correct += int((logits.argmax(1) == labels).sum())

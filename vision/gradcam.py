@@ -30,7 +30,8 @@ def last_conv(net: nn.Module) -> nn.Module:
 
 
 class GradCam:
-    """Heat maps for one network; thread-safe (the hooks' state is per call, under a lock)."""
+    """Heat maps for one network, which it must own: its forward hook would fire on anyone
+    else's prediction. Thread-safe: one heat map at a time, under a lock."""
 
     def __init__(self, net: nn.Module, layer: nn.Module | None = None) -> None:
         self.net = net.eval()
@@ -43,19 +44,17 @@ class GradCam:
 
         def forward_hook(_m: nn.Module, _i: object, output: torch.Tensor) -> None:
             captured["activations"] = output
-            output.register_hook(lambda grad: captured.__setitem__("gradients", grad))
 
         with self._lock, torch.enable_grad():
             handle = self.layer.register_forward_hook(forward_hook)
             try:
-                x = image.unsqueeze(0).requires_grad_(True)
-                logits = self.net(x)
-                self.net.zero_grad(set_to_none=True)
-                logits[0, class_index].backward()
+                logits = self.net(image.unsqueeze(0).requires_grad_(True))
             finally:
                 handle.remove()
+            # autograd.grad, not backward(): no .grad buffers left on the parameters.
+            (gradients,) = torch.autograd.grad(logits[0, class_index], captured["activations"])
         activations = captured["activations"].detach()[0]  # [C, h, w]
-        weights = captured["gradients"].detach()[0].mean(dim=(1, 2))  # [C]
+        weights = gradients.detach()[0].mean(dim=(1, 2))  # [C]
         cam = torch.relu((weights[:, None, None] * activations).sum(dim=0))
         cam = torch_f.interpolate(cam[None, None], size=image.shape[-2:], mode="bilinear",
                                   align_corners=False)[0, 0]  # fmt: skip

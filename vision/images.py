@@ -6,12 +6,13 @@ One path for everything: training, evaluation, the API and the dashboard all cal
 validation images were (no train/serve skew).
 
 `decode` uses torchvision's decoders (libjpeg-turbo, libpng, libwebp: ~2x faster than PIL for a
-JPEG) and falls back to PIL for the formats they lack (BMP, TIFF). It applies the EXIF
+JPEG) and uses PIL for the rest: BMP and TIFF, which they lack, GIF (first frame only) and
+WebP with an EXIF orientation or animation. It applies the EXIF
 orientation (a phone photo taken upright arrives rotated otherwise), converts greyscale, RGBA,
 palette, CMYK and 16-bit images to 8-bit RGB, and refuses, with a message naming the problem, an
 empty body, bytes that are no image, a truncated file, an image with more pixels than the limit
-(checked from the header, before a byte is decompressed: a 50 kB PNG can unpack to gigabytes)
-and one too small to classify.
+(checked from the header, before a byte is decompressed: a 50 kB PNG can unpack to gigabytes),
+one too small to classify, and one too elongated to resize (`check_size`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ from common.errors import UserError
 MAX_PIXELS = 40_000_000
 #: Below this many pixels on a side there is nothing left to classify.
 MIN_SIDE = 8
+#: Longest over shortest side. Resizing scales the short side to ~256 px, so an 8 x 5,000,000
+#: image (40 MP, a few kB as a PNG) would become a 123 GB tensor.
+MAX_ASPECT = 20
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -93,18 +97,12 @@ def decode(data: bytes, *, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SID
     if not data:
         raise ImageError("empty file: 0 bytes, expected an image (JPEG, PNG, WebP, ...)")
     width, height, fmt = _header(data)
-    if width * height > max_pixels:
-        raise ImageError(
-            f"image too large: {width}x{height} = {width * height:,} pixels, above the limit "
-            f"of {max_pixels:,}; downscale it first"
-        )
-    if min(width, height) < min_side:
-        raise ImageError(
-            f"image too small: {width}x{height} pixels; at least {min_side}x{min_side} needed"
-        )
+    check_size(width, height, max_pixels=max_pixels, min_side=min_side)
     if fmt == "WEBP" and _webp_needs_pil(data):  # EXIF orientation or animation
         return _decode_with_pil(data, fmt)
-    if fmt in ("JPEG", "PNG", "WEBP", "GIF"):
+    # GIF goes through PIL, which reads the first frame only: torchvision decodes every frame,
+    # and a GIF of thousands of frames passes a check of one frame's size.
+    if fmt in ("JPEG", "PNG", "WEBP"):
         try:
             image = decode_image(
                 torch.frombuffer(bytearray(data), dtype=torch.uint8),
@@ -113,8 +111,6 @@ def decode(data: bytes, *, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SID
             )
         except RuntimeError as exc:
             raise ImageError(f"corrupt or truncated {fmt} image: {_reason(exc)}") from None
-        if image.ndim == 4:  # an animated GIF: every frame was decoded; keep the first
-            image = image[0]
         if image.dtype == torch.uint16:  # 16-bit PNG: keep the top 8 bits
             image = (image.to(torch.int32) >> 8).to(torch.uint8)
         return image
@@ -135,6 +131,26 @@ def _sniff(data: bytes) -> str | None:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WEBP"
     return next((f for sig, f in _SIGNATURES.items() if data.startswith(sig)), None)
+
+
+def check_size(
+    width: int, height: int, *, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE
+) -> None:
+    """ImageError unless the image's size is one the model can take (also what training's
+    folder check applies, so no image fails in the middle of an epoch)."""
+    if width * height > max_pixels:
+        raise ImageError(
+            f"image too large: {width}x{height} = {width * height:,} pixels, above the limit "
+            f"of {max_pixels:,}; downscale it first"
+        )
+    if min(width, height) < min_side:
+        raise ImageError(
+            f"image too small: {width}x{height} pixels; at least {min_side}x{min_side} needed"
+        )
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise ImageError(
+            f"image too elongated: {width}x{height} pixels, more than {MAX_ASPECT}:1; crop it"
+        )
 
 
 def _header(data: bytes) -> tuple[int, int, str]:

@@ -22,14 +22,14 @@ import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
 from common.artifacts import ArtifactStore
-from common.errors import ArtifactError, UserError
+from common.errors import ArtifactError, InputError, UserError
 from common.monitoring.alerts import AlertConfig
 from common.monitoring.profile import ReferenceProfile, build_profile
 from common.monitoring.run import MonitorResult, monitor_batch
 from common.monitoring.sinks import Sink
 from common.settings import Settings
 from vision.data import IMAGE_EXTENSIONS
-from vision.images import STAT_NAMES, ImageError, Preprocessing, decode, image_stats
+from vision.images import STAT_NAMES, Preprocessing, decode, image_stats
 
 logger = logging.getLogger(__name__)
 DEFAULT_RULES = Path(__file__).with_name("alerts.yaml")
@@ -124,24 +124,23 @@ def monitor(
         raise ArtifactError(f"{predictor.path} has no reference profile: train it again")
     config = AlertConfig.load(rules or DEFAULT_RULES)
     paths, labels = batch_images(current, predictor.classes, with_labels)
-    images, kept, unreadable = [], [], 0
+    crops, columns, kept, unreadable = [], {n: [] for n in STAT_NAMES}, [], 0
     for i, path in enumerate(paths):
-        try:
-            images.append(decode(path.read_bytes()))
-            kept.append(i)
-        except ImageError as exc:
+        try:  # one at a time: a folder of photos decoded at once would not fit in memory
+            (image,) = predictor.prepare([path.read_bytes()])
+        except InputError as exc:
             unreadable += 1
             logger.warning("%s: %s", path, exc)
-    if not images:
+            continue
+        crops.append(image.crop)
+        kept.append(i)
+        for name, value in image.stats.items():
+            columns[name].append(value)
+    if not crops:
         raise UserError(f"none of the {len(paths)} images in {current} could be decoded")
     probabilities = np.concatenate([
-        predictor.probabilities(images[start : start + 64])[0]
-        for start in range(0, len(images), 64)
+        predictor.probabilities(crops[start : start + 64]) for start in range(0, len(crops), 64)
     ])  # fmt: skip
-    columns: dict[str, list] = {name: [] for name in STAT_NAMES}
-    for image in images:
-        for name, value in image_stats(image, predictor.prep.resize_crop(image)).items():
-            columns[name].append(value)
     columns["predicted_class"] = [predictor.classes[i] for i in probabilities.argmax(axis=1)]
     confidence = probabilities.max(axis=1)
     extra = confidence_metrics(confidence) | {"data.unreadable_rate": unreadable / len(paths)}

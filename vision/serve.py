@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import logging
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self
 
@@ -93,6 +95,16 @@ class ImagePrediction(BaseModel):
     _stats: dict[str, float] = PrivateAttr(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """One image ready for the network: its resized crop, original size and statistics."""
+
+    crop: torch.Tensor
+    width: int
+    height: int
+    stats: dict[str, float]
+
+
 class VisionPredictor(MediaPredictor[ImageRecord, ImagePrediction]):
     project = "vision"
     input_model = ImageRecord
@@ -121,7 +133,8 @@ class VisionPredictor(MediaPredictor[ImageRecord, ImagePrediction]):
         self.timings_ms = measure_engines(self._run_onnx, self._run_torch, self.prep.image_size)
         self.engine = choose_engine(engine, self.timings_ms)
         self._forward = self._run_onnx if self.engine == "onnx" else self._run_torch
-        self._gradcam: GradCam | None = None
+        # Its own copy: Grad-CAM hooks its network, which must not touch eager predictions.
+        self._gradcam = GradCam(copy.deepcopy(self.net))
         logger.info("vision engine: %s (batch-1 ms: %s)", self.engine, self.timings_ms)
 
     @classmethod
@@ -142,39 +155,43 @@ class VisionPredictor(MediaPredictor[ImageRecord, ImagePrediction]):
             return self.net(torch.from_numpy(batch)).numpy()
 
     # -- predicting ----------------------------------------------------------------------------
-    def decode_all(self, blobs: Sequence[bytes]) -> list[torch.Tensor]:
-        """Decoded images, or InputError naming the first bad one (by its place in the batch)."""
-        images = []
+    def prepare(self, blobs: Sequence[bytes]) -> list[Prepared]:
+        """Each image decoded, then at once resized and cropped, so that a batch never holds
+        its full-resolution images; InputError naming the first bad one (by its place)."""
+        prepared = []
         for index, blob in enumerate(blobs):
             try:
-                images.append(decode(blob, max_pixels=self.max_pixels))
+                image = decode(blob, max_pixels=self.max_pixels)
             except ImageError as exc:
                 where = index if len(blobs) > 1 else None
                 raise InputError(str(exc), field="image", index=where) from None
-        return images
+            crop = self.prep.resize_crop(image)
+            width, height = int(image.shape[-1]), int(image.shape[-2])
+            prepared.append(Prepared(crop, width, height, image_stats(image, crop)))
+        return prepared
 
-    def probabilities(self, images: list[torch.Tensor]) -> tuple[np.ndarray, list[torch.Tensor]]:
-        """Calibrated class probabilities [n, classes], and the resized crops the net saw."""
-        crops = [self.prep.resize_crop(i) for i in images]
-        batch = self.prep.normalise(torch.stack(crops)).numpy()
-        logits = self._forward(batch)
-        return softmax(logits.astype(np.float64), self.spec.temperature), crops
+    def probabilities(self, crops: list[torch.Tensor]) -> np.ndarray:
+        """Calibrated class probabilities [n, classes] of resized crops."""
+        logits = self._forward(self.prep.normalise(torch.stack(crops)).numpy())
+        return softmax(logits.astype(np.float64), self.spec.temperature)
 
     def predict_batch(self, records: Sequence[ImageRecord]) -> list[ImagePrediction]:
-        images = self.decode_all([r.image for r in records])
-        probs, crops = self.probabilities(images)
+        prepared = self.prepare([r.image for r in records])
+        probs = self.probabilities([p.crop for p in prepared])
         outputs = []
-        for record, image, crop, p in zip(records, images, crops, probs, strict=True):
+        for record, image, p in zip(records, prepared, probs, strict=True):
             order = np.argsort(-p)[: min(record.top_k, len(self.classes))]
             out = ImagePrediction(
                 label=self.classes[order[0]],
                 confidence=float(p[order[0]]),
                 top_k=[ClassScore(label=self.classes[i], probability=float(p[i])) for i in order],
-                width=int(image.shape[-1]),
-                height=int(image.shape[-2]),
-                gradcam_png=self.gradcam_png(crop, int(order[0])) if record.gradcam else None,
+                width=image.width,
+                height=image.height,
+                gradcam_png=(
+                    self.gradcam_png(image.crop, int(order[0])) if record.gradcam else None
+                ),
             )
-            out._stats = image_stats(image, crop)
+            out._stats = image.stats
             outputs.append(out)
         return outputs
 
@@ -183,8 +200,6 @@ class VisionPredictor(MediaPredictor[ImageRecord, ImagePrediction]):
 
     def gradcam(self, crop: torch.Tensor, class_index: int) -> np.ndarray:
         """Grad-CAM heat map [S, S] of `class_index` over a resized crop."""
-        if self._gradcam is None:
-            self._gradcam = GradCam(self.net)
         return self._gradcam.heatmap(self.prep.normalise(crop), class_index)
 
     def monitoring_inputs(

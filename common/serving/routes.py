@@ -66,6 +66,12 @@ class ModelMetadata(BaseModel):
     limits: dict[str, int]
 
 
+def batch_limit(predictor_cls: type[Predictor], settings: Any) -> int:
+    """Most records in one request: the service's limit, or the model's own if tighter."""
+    own = predictor_cls.max_batch
+    return min(settings.max_batch_rows, own) if own else settings.max_batch_rows
+
+
 async def predict_off_loop(fn: Callable[[], T], n_rows: int) -> T:
     """Run `fn` inline for small batches, in a worker thread for large ones."""
     return await off_loop_if(fn, n_rows > INLINE_ROWS)
@@ -97,7 +103,7 @@ def add_routes(app: FastAPI, predictor_cls: type[Predictor], settings: Any) -> N
     PredictorDep = Annotated[Predictor, Depends(current_predictor)]
     Input = predictor_cls.input_model
     Output = predictor_cls.output_model
-    limit = min(settings.max_batch_rows, predictor_cls.max_batch or settings.max_batch_rows)
+    limit = batch_limit(predictor_cls, settings)
     Batch = Annotated[list[Input], Field(min_length=1, max_length=limit)]
     # A callable discriminator picks the branch from the JSON's shape, so a bad record gets
     # the errors of the record model alone rather than those of both union members.

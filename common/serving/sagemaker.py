@@ -28,8 +28,8 @@ from common.serving.codecs import (
     write_table,
 )
 from common.serving.errors import ApiError, too_many_rows, validation_error
-from common.serving.media import batch_limit, records_from_bytes
-from common.serving.routes import ERRORS, off_loop_if, scores_of
+from common.serving.media import records_from_bytes
+from common.serving.routes import ERRORS, batch_limit, off_loop_if, scores_of
 
 ROUTE = "/invocations"
 #: Bodies above this size (~300 CSV rows) are handled in a worker thread.

@@ -277,20 +277,31 @@ def test_the_warning_lists_twenty_files_then_counts(
     assert message.endswith("and 10 more")
 
 
-@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
-@pytest.mark.parametrize("limit", [600, 100])  # 32x32 = 1024 px: over the limit; over twice it
-def test_images_over_pils_pixel_limit_are_skipped(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: int
+def test_images_over_twice_pils_pixel_limit_are_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for c in ("a", "b"):
         for i in range(2):
             save_image(tmp_path / c / f"small{i}.png", size=8, seed=i)
     save_image(tmp_path / "a" / "big.png", size=32)
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 32x32 = 1024 px: over twice it
     folder = scan(tmp_path, val_size=0.5)
     assert [(p.name, why[:26]) for p, why in folder.skipped] == [
         ("big.png", "too large to decode safely")
     ]
+
+
+def test_images_serving_would_refuse_are_skipped_before_training(tmp_path: Path) -> None:
+    """The size rules of vision.images.check_size, so no image fails in the middle of an epoch."""
+    for c in ("a", "b"):
+        for i in range(2):
+            save_image(tmp_path / c / f"ok{i}.png", size=16, seed=i)
+    Image.new("RGB", (4, 4)).save(tmp_path / "a" / "tiny.png")
+    Image.new("RGB", (420, 20)).save(tmp_path / "b" / "strip.png")
+    folder = scan(tmp_path, val_size=0.5)
+    reasons = {p.name: why for p, why in folder.skipped}
+    assert reasons["tiny.png"].startswith("image too small: 4x4")
+    assert reasons["strip.png"].startswith("image too elongated: 420x20")
 
 
 # --- scan: folders that cannot be a dataset --------------------------------------------------

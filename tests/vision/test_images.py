@@ -106,7 +106,7 @@ def no_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
         ("JPEG", {"quality": 95}, False, "torchvision"),
         ("PNG", {}, True, "torchvision"),
         ("WEBP", {"lossless": True}, True, "torchvision"),
-        ("GIF", {}, False, "torchvision"),
+        ("GIF", {}, False, "PIL"),  # first frame only: see decode
         ("BMP", {}, True, "PIL"),
         ("TIFF", {}, True, "PIL"),
     ],
@@ -335,9 +335,11 @@ def truncated(fmt: str) -> bytes:
         (encode(Image.new("RGB", (1, 1)), "PNG"), "too small"),
         (encode(Image.new("RGB", (1, 1)), "JPEG"), "too small"),
         (encode(Image.new("RGB", (200, MIN_SIDE - 1)), "PNG"), "too small"),
+        # 40 MP would pass, but resizing its short side to 256 px would need a 123 GB tensor.
+        (encode(Image.new("1", (5_000, 20)), "PNG"), "too elongated"),
     ],
-    ids=["empty", "text", "pdf", "truncated-jpeg", "truncated-png",
-         "truncated-webp", "jpeg-header-cut", "truncated-tiff", "1x1-png", "1x1-jpeg", "thin"],
+    ids=["empty", "text", "pdf", "truncated-jpeg", "truncated-png", "truncated-webp",
+         "jpeg-header-cut", "truncated-tiff", "1x1-png", "1x1-jpeg", "thin", "elongated"],
 )  # fmt: skip
 def test_unusable_bytes_are_refused_with_a_message_naming_the_problem(
     data: bytes, expected: str

@@ -215,6 +215,26 @@ def test_multipart_file_gets_one_answer(client: TestClient) -> None:
     assert_prediction(response.json(), 64, 48)
 
 
+def test_multipart_takes_options_from_the_query_string_too(client: TestClient) -> None:
+    files = {"file": ("cat.jpg", picture(), JPEG)}
+    response = client.post("/predict?top_k=2", files=files)
+    assert response.status_code == 200, response.text
+    assert len(response.json()["top_k"]) == 2
+
+
+def test_gradcam_leaves_eager_predictions_alone(vision_artifact: Path) -> None:
+    """Grad-CAM hooks its own copy of the network: eager (torch engine) predictions in the
+    meantime neither trip its hook nor change its heat map."""
+    predictor = VisionPredictor.from_artifact(vision_artifact, engine="torch")
+    record = VisionPredictor.record_from_bytes(picture(), {"gradcam": True})
+    first = predictor.predict_batch([record])[0]
+    plain = VisionPredictor.record_from_bytes(picture(), {})
+    assert predictor.predict_batch([plain])[0].gradcam_png is None
+    again = predictor.predict_batch([record])[0]
+    assert first.gradcam_png == again.gradcam_png
+    assert all(p.grad is None for p in predictor.net.parameters())
+
+
 def test_multipart_files_get_a_list_in_order(client: TestClient) -> None:
     sizes = [(64, 48), (40, 90), (33, 33)]
     files = [("files", (f"{i}.png", picture(w, h, "PNG", seed=i), PNG))
