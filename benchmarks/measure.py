@@ -1,12 +1,18 @@
-"""Helpers shared by the benchmark scripts: timing a command and recording its peak memory."""
+"""Helpers shared by the benchmark scripts: timing a command and recording its peak memory, and
+running a server under load (CPU pinning, free ports, readiness)."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+import shutil
+import socket
 import subprocess
 import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -59,3 +65,43 @@ def save(name: str, payload: dict) -> Path:
     path.write_text(json.dumps(payload, indent=2, default=lambda o: asdict(o)))
     print(json.dumps(payload, indent=2, default=lambda o: asdict(o)))
     return path
+
+
+# -- servers under load: shared by the API benchmarks ---------------------------------------
+
+
+def pinned(cmd: list[str], cpu: int) -> list[str]:
+    """`cmd` pinned to one CPU, where the machine has two and `taskset` exists."""
+    if (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
+        return ["taskset", "-c", str(cpu), *cmd]
+    return cmd
+
+
+@contextmanager
+def on_cpu(cpu: int) -> Iterator[None]:
+    """Run this process's block on one CPU (where the machine has two), then let it go."""
+    before = os.sched_getaffinity(0)
+    if (os.cpu_count() or 1) >= 2:
+        os.sched_setaffinity(0, {cpu})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/ready", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not become ready in {timeout:.0f} s")

@@ -22,18 +22,15 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from benchmarks.measure import save
+from benchmarks.measure import free_port, on_cpu, pinned, save, wait_ready
 
 # wrk prints its own latency histogram; this script asks for the percentiles the issue uses.
 WRK_SCRIPT = """
@@ -52,31 +49,6 @@ end
 """
 
 
-def pinned(cmd: list[str], cpu: int) -> list[str]:
-    """`cmd` pinned to one CPU, where the machine has two and `taskset` exists."""
-    if (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
-        return ["taskset", "-c", str(cpu), *cmd]
-    return cmd
-
-
-@contextmanager
-def on_cpu(cpu: int) -> Iterator[None]:
-    """Run this process's block on one CPU (where the machine has two), then let it go."""
-    before = os.sched_getaffinity(0)
-    if (os.cpu_count() or 1) >= 2:
-        os.sched_setaffinity(0, {cpu})
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, before)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def train_model(root: Path, family: str | None) -> Path:
     from churn.config import ChurnConfig
     from churn.data import write_customers
@@ -86,18 +58,6 @@ def train_model(root: Path, family: str | None) -> Path:
     data = write_customers(root / "telco.csv", 7043, seed=42, progress=False)
     config = ChurnConfig(families=(family,)) if family else ChurnConfig()
     return run(data, config, Settings(artifacts_root=root / "artifacts", tracking=False))
-
-
-def wait_ready(url: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/ready", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not become ready in {timeout:.0f} s")
 
 
 def wrk(url: str, body: str, connections: int, seconds: int, workdir: Path) -> dict:

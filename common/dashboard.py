@@ -215,6 +215,27 @@ def read_report(path: Path) -> Report:
 # -- forms -------------------------------------------------------------------------------------
 
 
+def plot_tabs(report: Report, titles: Mapping[str, str], heading: str) -> None:
+    """The report's plots named in `titles` (file stem -> tab title) as tabs, under `heading`;
+    nothing when the artifact has none of them."""
+    names = [name for name in titles if name in report.plots]
+    if not names:
+        return
+    st.subheader(heading)
+    for tab, name in zip(st.tabs([titles[n] for n in names]), names, strict=True):
+        tab.image(str(report.plots[name]), caption=f"plots/{name}.png")
+
+
+def run_pages(title: str, icon: str, pages: Sequence[Any]) -> None:
+    """A project's dashboard: its pages in the navigation (the first marked `default=True`),
+    and a note in the sidebar saying where predictions come from."""
+    st.set_page_config(page_title=title, page_icon=icon, layout="wide")
+    navigation = st.navigation(list(pages))
+    url = api_url()
+    st.sidebar.caption(f"Predictions from the API at {url}" if url else "Predictions in-process")
+    navigation.run()
+
+
 def schema_input(column: Column, default: Any, *, key: str) -> Any:
     """One widget for one schema column, labelled with its name and described by its
     description: a select box for categories, a number box bounded by the column's range for

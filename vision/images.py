@@ -88,10 +88,9 @@ class Preprocessing(BaseModel):
         """A decoded image -> the network's float input [3, S, S] (what validation used)."""
         return self.normalise(self.resize_crop(image))
 
-    def batch(self, images: list[torch.Tensor]) -> np.ndarray:
-        """Decoded images -> one float32 NCHW array, ready for ONNX Runtime."""
-        stacked = torch.stack([self.resize_crop(i) for i in images])
-        return self.normalise(stacked).numpy()
+    def network_input(self, crops: list[torch.Tensor]) -> np.ndarray:
+        """Resized crops -> one float32 NCHW array, ready for ONNX Runtime (what serving runs)."""
+        return self.normalise(torch.stack(crops)).numpy()
 
 
 def decode(data: bytes, *, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE) -> torch.Tensor:

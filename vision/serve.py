@@ -172,7 +172,7 @@ class VisionPredictor(MediaPredictor[ImageRecord, ImagePrediction]):
 
     def probabilities(self, crops: list[torch.Tensor]) -> np.ndarray:
         """Calibrated class probabilities [n, classes] of resized crops."""
-        logits = self._forward(self.prep.normalise(torch.stack(crops)).numpy())
+        logits = self._forward(self.prep.network_input(crops))
         return softmax(logits.astype(np.float64), self.spec.temperature)
 
     def predict_batch(self, records: Sequence[ImageRecord]) -> list[ImagePrediction]:

@@ -17,26 +17,20 @@ from pathlib import Path
 
 import streamlit as st
 
-from common.dashboard import api_url
+from common.dashboard import run_pages
 
 PAGES = Path(__file__).parent
 
 
 def main() -> None:
-    st.set_page_config(page_title="Churn model", page_icon=":material/insights:", layout="wide")
-    navigation = st.navigation(
-        [
-            st.Page(PAGES / "report.py", title="Model report", icon=":material/insights:",
-                    default=True),
-            st.Page(PAGES / "what_if.py", title="What-if", icon=":material/person_search:"),
-            st.Page(PAGES / "batch.py", title="Batch scoring", icon=":material/table_view:"),
-            st.Page(PAGES / "threshold.py", title="Threshold explorer", icon=":material/tune:"),
-            st.Page(PAGES / "monitoring.py", title="Monitoring", icon=":material/monitor_heart:"),
-        ]
-    )  # fmt: skip
-    url = api_url()
-    st.sidebar.caption(f"Predictions from the API at {url}" if url else "Predictions in-process")
-    navigation.run()
+    run_pages("Churn model", ":material/insights:", [
+        st.Page(PAGES / "report.py", title="Model report", icon=":material/insights:",
+                default=True),
+        st.Page(PAGES / "what_if.py", title="What-if", icon=":material/person_search:"),
+        st.Page(PAGES / "batch.py", title="Batch scoring", icon=":material/table_view:"),
+        st.Page(PAGES / "threshold.py", title="Threshold explorer", icon=":material/tune:"),
+        st.Page(PAGES / "monitoring.py", title="Monitoring", icon=":material/monitor_heart:"),
+    ])  # fmt: skip
 
 
 # Streamlit runs this file as `__main__`; importing it (e.g. to read its docstring) does nothing.

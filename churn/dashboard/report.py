@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from churn.dashboard import churn_predictor
-from common.dashboard import Report, read_report
+from common.dashboard import Report, plot_tabs, read_report
 
 # (key in metrics.json, label, format, what it means); `{t}` is the saved decision threshold.
 HEADLINE = [
@@ -64,7 +64,7 @@ def render() -> None:
     if "confusion" in test:
         show_confusion(test["confusion"], predictor.threshold)
 
-    show_curves(report)
+    plot_tabs(report, CURVES, "Curves")
     show_importance(report)
 
     st.subheader("Model card")
@@ -82,15 +82,6 @@ def show_confusion(confusion: dict[str, int], threshold: float) -> None:
         index=pd.Index(["stayed", "churned"], name="actual"),
     )
     st.dataframe(table, width="content")
-
-
-def show_curves(report: Report) -> None:
-    names = [name for name in CURVES if name in report.plots]
-    if not names:
-        return
-    st.subheader("Curves")
-    for tab, name in zip(st.tabs([CURVES[n] for n in names]), names, strict=True):
-        tab.image(str(report.plots[name]), caption=f"plots/{name}.png")
 
 
 def show_importance(report: Report) -> None:

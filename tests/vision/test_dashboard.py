@@ -360,18 +360,7 @@ def test_mistakes_none_and_no_file(
     assert mistakes_page.thumbnail(tmp_path / "nowhere.png") is None
 
 
-def test_mistakes_saved_with_relative_paths_are_found_from_another_folder(tmp_path: Path) -> None:
-    """`--data data/vision/shapes` saves `data/vision/shapes/<class>/<file>`; the manifest has
-    the folder's absolute path."""
-    image = tmp_path / "repo" / "data" / "shapes" / "circle" / "c.png"
-    image.parent.mkdir(parents=True)
-    image.write_bytes(shape_png("circle"))
-    root = str(tmp_path / "repo" / "data" / "shapes")
-    saved = Path("data/shapes/circle/c.png")
-    assert mistakes_page.locate(saved, root) == image
-    assert mistakes_page.locate(saved, None) == saved
-    assert mistakes_page.locate(Path("elsewhere/c.png"), root) == Path("elsewhere/c.png")
-    assert mistakes_page.locate(image, root) == image
+def test_a_thumbnail_of_a_file_that_is_no_image_is_none(tmp_path: Path) -> None:
     (tmp_path / "text.png").write_text("not an image")
     assert mistakes_page.thumbnail(tmp_path / "text.png") is None
 

@@ -450,11 +450,11 @@ def test_resize_crop_keeps_the_centre() -> None:
     assert int(crop[0].min()) == 255 and int(crop[1:].max()) == 0
 
 
-def test_batch_equals_stacking_apply() -> None:
+def test_network_input_equals_stacking_apply() -> None:
     prep = Preprocessing.for_size(32, [], interpolation="bicubic")
     images = [torch.randint(0, 256, (3, h, w), dtype=torch.uint8)
               for h, w in [(48, 64), (32, 32), (90, 40)]]  # fmt: skip
-    batch = prep.batch(images)
+    batch = prep.network_input([prep.resize_crop(i) for i in images])
     assert isinstance(batch, np.ndarray)
     assert batch.dtype == np.float32 and batch.shape == (3, 3, 32, 32)
     expected = torch.stack([prep.apply(i) for i in images]).numpy()

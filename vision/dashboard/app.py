@@ -17,26 +17,19 @@ from pathlib import Path
 
 import streamlit as st
 
-from common.dashboard import api_url
+from common.dashboard import run_pages
 
 PAGES = Path(__file__).parent
 
 
 def main() -> None:
-    st.set_page_config(page_title="Vision model", page_icon=":material/image_search:",
-                       layout="wide")  # fmt: skip
-    navigation = st.navigation(
-        [
-            st.Page(PAGES / "predict.py", title="Predict", icon=":material/image_search:",
-                    default=True),
-            st.Page(PAGES / "report.py", title="Model report", icon=":material/insights:"),
-            st.Page(PAGES / "mistakes.py", title="Mistakes", icon=":material/report:"),
-            st.Page(PAGES / "monitoring.py", title="Monitoring", icon=":material/monitor_heart:"),
-        ]
-    )  # fmt: skip
-    url = api_url()
-    st.sidebar.caption(f"Predictions from the API at {url}" if url else "Predictions in-process")
-    navigation.run()
+    run_pages("Vision model", ":material/image_search:", [
+        st.Page(PAGES / "predict.py", title="Predict", icon=":material/image_search:",
+                default=True),
+        st.Page(PAGES / "report.py", title="Model report", icon=":material/insights:"),
+        st.Page(PAGES / "mistakes.py", title="Mistakes", icon=":material/report:"),
+        st.Page(PAGES / "monitoring.py", title="Monitoring", icon=":material/monitor_heart:"),
+    ])  # fmt: skip
 
 
 # Streamlit runs this file as `__main__`; importing it (e.g. to read its docstring) does nothing.

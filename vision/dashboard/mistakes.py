@@ -3,10 +3,9 @@
 Training saves them in the artifact's `mistakes.json` (the image's path, its true and predicted
 class, the confidence and the probability given to the true class), most confident first. They
 are where to look first: a mislabelled image, two classes that look alike, a background the
-model learnt instead of the object. The gallery reads each image from where training found it
-(a path saved relative to the folder training ran in is also looked for under the data folder
-the manifest records); if the data has moved since, the page says which images are missing, and
-if all are, shows `plots/mistakes.png`, the same gallery drawn at training time.
+model learnt instead of the object. The gallery reads each image from the absolute path
+training saved; if the data has moved since, the page says which images are missing, and if all
+are, shows `plots/mistakes.png`, the same gallery drawn at training time.
 """
 
 from __future__ import annotations
@@ -58,19 +57,6 @@ def read_mistakes(artifact: Path) -> list[Mistake] | None:
     ]  # fmt: skip
 
 
-def locate(path: Path, data_root: str | None) -> Path:
-    """Where a saved image path points now. Training run as `--data data/vision/shapes` saves
-    paths relative to the folder it ran in; from another folder they are found again under the
-    data folder the manifest recorded (absolute), when its last parts start the saved path."""
-    if path.is_absolute() or path.exists() or not data_root:
-        return path
-    root = Path(data_root)
-    for k in range(1, len(path.parts)):
-        if root.parts[-k:] == path.parts[:k]:
-            return root.joinpath(*path.parts[k:])
-    return path
-
-
 def thumbnail(path: Path) -> np.ndarray | None:
     """The image at `path`, upright and RGB, at most THUMBNAIL_SIDE pixels on a side; None if
     the file is gone or no longer a readable image."""
@@ -115,7 +101,7 @@ def render() -> None:
         "confident first: true class → predicted class (its confidence)."
     )
     data = predictor.manifest.extra.get("data")
-    pictures = [thumbnail(locate(m.path, data)) for m in mistakes]
+    pictures = [thumbnail(m.path) for m in mistakes]
     missing = [m for m, p in zip(mistakes, pictures, strict=True) if p is None]
     if missing:
         show_missing(predictor.path, data, missing, len(mistakes))

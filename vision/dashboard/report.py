@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from common.dashboard import Report, read_report
+from common.dashboard import plot_tabs, read_report
 from vision.dashboard import vision_predictor
 
 # (key in metrics.json, label, format, what it means)
@@ -90,7 +90,7 @@ def render() -> None:
                       help=meaning)  # fmt: skip
 
     show_per_class(val, predictor.classes)
-    show_plots(report)
+    plot_tabs(report, PLOTS, "Plots")
 
     st.subheader("Model card")
     with st.container(border=True):
@@ -118,15 +118,6 @@ def show_per_class(metrics: dict[str, Any], classes: list[str]) -> None:
     if confusion is not None:
         counts.caption("Validation images by true (rows) and predicted (columns) class")
         counts.dataframe(confusion, width="stretch")
-
-
-def show_plots(report: Report) -> None:
-    names = [name for name in PLOTS if name in report.plots]
-    if not names:
-        return
-    st.subheader("Plots")
-    for tab, name in zip(st.tabs([PLOTS[n] for n in names]), names, strict=True):
-        tab.image(str(report.plots[name]), caption=f"plots/{name}.png")
 
 
 # Streamlit runs this file as the page's script; importing it runs nothing.
