@@ -11,8 +11,8 @@ from pathlib import Path
 
 import typer
 
+from common.cli import finish_monitoring, setup_logging, user_errors
 from common.cli import serve as serve_model
-from common.cli import setup_logging, user_errors
 from common.settings import get_settings
 
 app = typer.Typer(
@@ -165,11 +165,7 @@ def monitor(
         result.rows, ", ".join(drifted) or "none", result.metrics.get("drift.prediction_psi", 0.0),
         len(result.alerts), ", ".join(r.name for r in result.open) or "none",
     )  # fmt: skip
-    for failure in result.failures:
-        logger.error("alert not delivered (the next run sends it again): %s", failure)
-    typer.echo(result.report_dir / "report.html")
-    if result.exit_code:
-        raise typer.Exit(result.exit_code)
+    finish_monitoring(result)
 
 
 if __name__ == "__main__":

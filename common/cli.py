@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from common.errors import UserError
 
 if TYPE_CHECKING:
+    from common.monitoring.run import MonitorResult
     from common.predictor import Predictor
 
 #: Exit code for errors the user can fix (bad data, bad options, corrupted artifact).
@@ -70,3 +71,14 @@ def serve(predictor_cls: type[Predictor], model: str | None, host: str | None,
         "serving %s on http://%s:%d", path, settings.host, settings.port
     )
     run(predictor_cls, settings)
+
+
+def finish_monitoring(result: MonitorResult) -> None:
+    """What every project's `monitor` command ends with: undelivered alerts logged, the
+    report's path on stdout, and the run's exit status (0 fine, 3 critical open, 1 undelivered)."""
+    logger = logging.getLogger("common.monitoring")
+    for failure in result.failures:
+        logger.error("alert not delivered (the next run sends it again): %s", failure)
+    typer.echo(result.report_dir / "report.html")
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)

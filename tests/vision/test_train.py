@@ -87,7 +87,8 @@ def test_the_onnx_file_and_the_weights_are_the_same_model(
     assert spec.classes == list(CLASSES) and spec.preprocessing.image_size == 32
     net = spec.load_network(folder)  # weights.pt loads with weights_only (tensors, no code)
     images = [decode(p.read_bytes()) for p in sorted(shapes_dir.rglob("*.*"))[:6]]
-    batch = spec.preprocessing.batch(images)
+    prep = spec.preprocessing
+    batch = prep.network_input([prep.resize_crop(i) for i in images])
     [onnx_logits] = session(folder / "model.onnx").run([OUTPUT_NAME], {INPUT_NAME: batch})
     with torch.no_grad():
         torch_logits = net(torch.from_numpy(batch)).numpy()
