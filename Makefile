@@ -6,7 +6,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 UV_VERSION ?= 0.13.9
 # Which extras `make install` puts in the venv; later projects add theirs here.
-EXTRAS ?= churn,vision,serve,dashboard,dev
+EXTRAS ?= churn,vision,forecast,serve,dashboard,dev
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 # uv does not read pip's configuration, so a machine-wide find-links (e.g. a local CPU-only
@@ -29,16 +29,25 @@ VISION_DEMO_DATA := data/vision/shapes_builtin
 # cores. For your own photos drop these: `python -m vision train --data DIR` fine-tunes
 # torchvision's pretrained mobilenet_v3_small at 224 px, which needs far fewer epochs.
 VISION_TRAIN_ARGS ?= --weights none --backbone resnet18 --image-size 64 --epochs 30 --batch-size 16 --patience 8
+# The built-in series (6 daily series, 3 years each); point FORECAST_DATA at any CSV or Parquet
+# file of ds,y or series_id,ds,y columns.
+FORECAST_DATA ?= data/forecast/daily.csv
+FORECAST_DEMO_DATA := data/forecast/daily_builtin.csv
+FORECAST_MONITOR_DATA := data/forecast/monitoring
+FORECAST_TRAIN_ARGS ?=
 # Local ports: each project's API gets its own, so all three can run side by side.
 CHURN_PORT ?= 8080
 VISION_PORT ?= 8081
 DASHBOARD_PORT ?= 8501
 VISION_DASHBOARD_PORT ?= 8502
+FORECAST_PORT ?= 8082
+FORECAST_DASHBOARD_PORT ?= 8503
 
 .PHONY: help install demo test test-fast lint format constraints data-churn train-churn \
         evaluate-churn promote-churn serve-churn dashboard-churn monitor-churn mlflow-ui clean \
         bench-churn bench-serve-churn bench-monitor-churn data-vision train-vision promote-vision \
-        serve-vision dashboard-vision monitor-vision bench-vision
+        serve-vision dashboard-vision monitor-vision bench-vision data-forecast train-forecast \
+        promote-forecast serve-forecast dashboard-forecast monitor-forecast bench-forecast
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -57,12 +66,16 @@ $(INSTALLED): pyproject.toml constraints.txt | $(PY)
 demo: install ## Train every project on its built-in data and print where the reports are
 	$(PY) -m churn data --rows $(CHURN_ROWS) --out $(CHURN_DEMO_DATA)
 	@test -d $(VISION_DEMO_DATA) || $(PY) -m vision data --out $(VISION_DEMO_DATA)
+	@test -f $(FORECAST_DEMO_DATA) || $(PY) -m forecast data --out $(FORECAST_DEMO_DATA)
 	@churn=$$($(PY) -m churn train --data $(CHURN_DEMO_DATA)) && \
-	vision=$$($(PY) -m vision train --data $(VISION_DEMO_DATA) $(VISION_TRAIN_ARGS)) && echo && \
-	  echo "churn model card:  $$churn/model_card.md" && \
-	  echo "churn plots:       $$churn/plots/" && \
-	  echo "vision model card: $$vision/model_card.md" && \
-	  echo "vision plots:      $$vision/plots/" && \
+	vision=$$($(PY) -m vision train --data $(VISION_DEMO_DATA) $(VISION_TRAIN_ARGS)) && \
+	forecast=$$($(PY) -m forecast train --data $(FORECAST_DEMO_DATA)) && echo && \
+	  echo "churn model card:    $$churn/model_card.md" && \
+	  echo "churn plots:         $$churn/plots/" && \
+	  echo "vision model card:   $$vision/model_card.md" && \
+	  echo "vision plots:        $$vision/plots/" && \
+	  echo "forecast model card: $$forecast/model_card.md" && \
+	  echo "forecast plots:      $$forecast/plots/" && \
 	  echo "experiments:       make mlflow-ui, then http://127.0.0.1:5000"
 
 # pytest exits 5 when it collects no test (an optional group, e.g. PYTEST_ARGS="-m browser",
@@ -168,6 +181,41 @@ monitor-vision: $(INSTALLED) ## Monitor the vision model on images like training
 	if [ $$rc -eq 3 ]; then echo "== critical alert raised (exit 3), as expected"; \
 	else echo "== expected exit 3 (critical alert), got $$rc"; exit 1; fi
 
+$(FORECAST_DATA): | $(INSTALLED)
+	$(PY) -m forecast data --out $(FORECAST_DATA)
+
+data-forecast: $(FORECAST_DATA) ## Write the built-in series (6 daily series, 3 years) to FORECAST_DATA
+train-forecast: $(INSTALLED) $(FORECAST_DATA) ## Backtest every model per series, pick by MASE, publish; prints the artifact dir
+	$(PY) -m forecast train --data $(FORECAST_DATA) $(FORECAST_TRAIN_ARGS)
+promote-forecast: $(INSTALLED) ## Promote the latest forecast model to `production` if it is no worse than seasonal naive
+	$(PY) -m forecast promote latest
+serve-forecast: $(INSTALLED) ## Serve the forecasts on port FORECAST_PORT (8082); docs at /docs
+	$(PY) -m forecast serve --port $(FORECAST_PORT)
+dashboard-forecast: $(INSTALLED) ## Open the forecast dashboard on port FORECAST_DASHBOARD_PORT (8503), against the local API
+	@api=http://127.0.0.1:$(FORECAST_PORT); \
+	if ! curl -sf $$api/ready >/dev/null 2>&1; then \
+	  $(PY) -m forecast serve --port $(FORECAST_PORT) & pid=$$!; trap "kill $$pid" EXIT; \
+	  for i in $$(seq 120); do curl -sf $$api/ready >/dev/null 2>&1 && break; sleep 0.5; done; \
+	fi; \
+	API_URL=$$api $(BIN)/streamlit run forecast/dashboard/app.py --server.headless true \
+	  --server.address 127.0.0.1 --server.port $(FORECAST_DASHBOARD_PORT)
+# The built-in series continued for 60 days past the training data, twice: as generated (no
+# alert), and with a level shift of 3 standard deviations from day 20 (alerts, exit 3). The
+# model must have been trained on FORECAST_DATA as generated (`make train-forecast`).
+monitor-forecast: $(INSTALLED) ## Monitor forecasts on a healthy stream of actuals (no alert) and a level-shifted one (alerts)
+	@rm -rf $(FORECAST_MONITOR_DATA)
+	@$(PY) -m forecast data --out $(FORECAST_MONITOR_DATA)/train.csv \
+	  --actuals $(FORECAST_MONITOR_DATA)/healthy.csv >/dev/null
+	@$(PY) -m forecast data --out $(FORECAST_MONITOR_DATA)/train.csv \
+	  --actuals $(FORECAST_MONITOR_DATA)/shifted.csv --shift 3 >/dev/null
+	@cmp -s $(FORECAST_MONITOR_DATA)/train.csv $(FORECAST_DATA) || { echo "== $(FORECAST_DATA) \
+	is not the built-in series: the demo's actuals continue those (make data-forecast)"; exit 1; }
+	@echo "== actuals continuing the training data: expect no alert (exit 0)"
+	$(PY) -m forecast monitor --actuals $(FORECAST_MONITOR_DATA)/healthy.csv
+	@echo "== actuals with a level shift: expect alerts, and exit status 3 for the critical ones"
+	@$(PY) -m forecast monitor --actuals $(FORECAST_MONITOR_DATA)/shifted.csv; rc=$$?; \
+	if [ $$rc -eq 3 ]; then echo "== critical alert raised (exit 3), as expected"; \
+	else echo "== expected exit 3 (critical alert), got $$rc"; exit 1; fi
 mlflow-ui: $(INSTALLED) ## Open the MLflow UI on the local tracking database (http://127.0.0.1:5000)
 	$(BIN)/mlflow ui --backend-store-uri "$$($(PY) -m common.settings tracking-uri)" \
 	  --host 127.0.0.1 --port 5000
@@ -188,3 +236,5 @@ bench-monitor-churn: $(INSTALLED) ## Benchmark churn monitoring: false alarms, d
 
 bench-vision: $(INSTALLED) ## Benchmark vision: training images/s, eager vs ONNX latency, API vs in-process
 	$(PY) -m benchmarks.vision
+bench-forecast: $(INSTALLED) ## Benchmark forecast: MASE per model, fit/backtest time, 100 series end to end, API p50
+	$(PY) -m benchmarks.forecast

@@ -46,9 +46,18 @@ def user_errors() -> Iterator[None]:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_USER_ERROR) from None
     except ValidationError as exc:
-        details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        details = "; ".join(_describe(e) for e in exc.errors())
         typer.echo(f"error: invalid settings or options: {details}", err=True)
         raise typer.Exit(EXIT_USER_ERROR) from None
+
+
+def _describe(error: Any) -> str:
+    """`models.1: Input should be 'naive' or 'ets' (got 'arima')`: the bad value is named."""
+    text = f"{'.'.join(map(str, error['loc']))}: {error['msg']}"
+    value = error.get("input")
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        text += f" (got {value!r})"
+    return text
 
 
 def serve(predictor_cls: type[Predictor], model: str | None, host: str | None,

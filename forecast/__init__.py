@@ -1,0 +1,1 @@
+"""Time-series forecasting: Prophet, an LSTM and honest baselines; backtested, served, watched."""

@@ -1,0 +1,174 @@
+"""The forecast command line: `python -m forecast data|train|promote|serve|monitor`.
+
+Each command only parses options, calls the library and prints; `train` prints the artifact
+directory on stdout (and nothing else), so `dir=$(python -m forecast train --data x.csv)` works.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from pathlib import Path
+
+import typer
+
+from common.cli import finish_monitoring, setup_logging, user_errors
+from common.cli import serve as serve_model
+from common.settings import get_settings
+
+app = typer.Typer(
+    help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
+)
+logger = logging.getLogger("forecast")
+
+
+@app.callback()
+def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+    setup_logging(verbose)
+
+
+@app.command()
+def data(
+    out: Path | None = typer.Option(
+        None, help="CSV or Parquet to write; default: $MLP_DATA_ROOT/forecast/daily.csv."
+    ),
+    freq: str = typer.Option("D", help="h (hourly), D (daily), W (weekly) or MS (monthly)."),
+    series: int = typer.Option(6, min=1, help="How many series."),
+    periods: int | None = typer.Option(
+        None, min=10, help="Points per series; default: 3 years daily, 60 days hourly, ..."
+    ),
+    seed: int = typer.Option(42, help="Generator seed."),
+    actuals: Path | None = typer.Option(
+        None, help="Also write the series' continuation here: new actuals for monitoring."
+    ),
+    actual_periods: int = typer.Option(60, min=1, help="Points per series in --actuals."),
+    shift: float = typer.Option(
+        0.0, help="Add a level shift of this many standard deviations to the actuals."
+    ),
+    shift_after: int = typer.Option(20, min=0, help="Actuals before the shift starts."),
+) -> None:
+    """Write the built-in series (trend, seasonalities, holidays, noise); print the file(s)."""
+    from forecast.data import write_series
+    from forecast.frequency import FAMILIES, family
+    from forecast.synthetic import generate, inject_level_shift
+
+    with user_errors():
+        out = out or get_settings().data_root / "forecast" / "daily.csv"
+        n = periods or generate(freq, n_series=1, seed=seed)["ds"].nunique()
+        extra = actual_periods if actuals else 0
+        frame = generate(freq, n_series=series, periods=n + extra, seed=seed)
+        dates = sorted(frame["ds"].unique())
+        typer.echo(write_series(frame[frame["ds"] <= dates[n - 1]], out))
+        if actuals:
+            future = frame[frame["ds"] > dates[n - 1]]
+            if shift:
+                future = inject_level_shift(future, at=dates[n + shift_after], size=shift)
+            typer.echo(write_series(future, actuals))
+        logger.info("%d %s series of %d points", series, FAMILIES[family(freq)][2], n)
+
+
+@app.command()
+def train(
+    data: Path = typer.Option(..., help="CSV or Parquet: ds,y or series_id,ds,y."),
+    horizon: int | None = typer.Option(
+        None, min=1, help="Steps ahead; default 30 daily, 48 hourly, 12 weekly or monthly."
+    ),
+    freq: str | None = typer.Option(None, help="pandas frequency; default: inferred."),
+    models: str | None = typer.Option(
+        None, help="Comma-separated subset of naive,seasonal_naive,ets,prophet,lstm."
+    ),
+    initial: int | None = typer.Option(None, min=2, help="Backtest: fewest points to fit on."),
+    period: int | None = typer.Option(None, min=1, help="Backtest: steps between origins."),
+    windows: int | None = typer.Option(None, min=1, help="Backtest: most windows per series."),
+    n_jobs: int | None = typer.Option(None, min=0, help="Processes; 0: one per core."),
+    seed: int | None = typer.Option(None, help="Seed (default: MLP_SEED or 42)."),
+) -> None:
+    """Backtest every model per series, select by MASE, refit; publish and print the artifact."""
+    from forecast.config import ForecastConfig
+    from forecast.train import run
+
+    with user_errors():
+        settings = get_settings()
+        overrides = {
+            "horizon": horizon, "freq": freq, "initial": initial, "period": period,
+            "max_windows": windows, "n_jobs": n_jobs,
+            "models": tuple(m.strip() for m in models.split(",")) if models else None,
+            "seed": settings.seed if seed is None else seed,
+        }  # fmt: skip
+        config = ForecastConfig(**{k: v for k, v in overrides.items() if v is not None})
+        path = run(data, config, settings)
+    logger.info("artifact published; model card: %s", path / "model_card.md")
+    typer.echo(path.resolve())
+
+
+@app.command()
+def promote(
+    model: str = typer.Argument("latest", help="Alias, version or artifact directory."),
+    alias: str = typer.Option("production", help="Alias to point at the model."),
+    min_skill: float = typer.Option(
+        0.0,
+        help="Refuse a model whose backtest MASE is not this far below seasonal naive's "
+        "(0: at least as good).",
+    ),
+) -> None:
+    """Point an alias (default `production`) at a model no worse than seasonal naive."""
+    from common.artifacts import ArtifactStore
+
+    with user_errors():
+        store = ArtifactStore(get_settings().artifacts_root, "forecast")
+        promoted = store.promote(model, alias=alias, gate={"backtest.selected.skill": min_skill})
+    skill = promoted.metric("backtest.selected.skill")
+    typer.echo(f"{alias} -> {promoted.version} (MASE {skill:.1%} below seasonal naive)")
+
+
+@app.command()
+def serve(
+    model: str | None = typer.Option(
+        None,
+        help="Alias, version or artifact directory; default: MODEL_DIR, else the "
+        "production alias, else latest.",
+    ),
+    host: str | None = typer.Option(None, help="Interface; default 127.0.0.1 (0.0.0.0 to expose)."),
+    port: int | None = typer.Option(None, help="Port; default SAGEMAKER_BIND_TO_PORT or 8080."),
+) -> None:
+    """Serve the forecasts over HTTP (docs at /docs) until interrupted."""
+    from forecast.serve import ForecastPredictor
+
+    serve_model(ForecastPredictor, model, host, port)
+
+
+@app.command()
+def monitor(
+    actuals: Path = typer.Option(..., help="Every actual since training: ds,y or series_id,ds,y."),
+    as_of: datetime | None = typer.Option(
+        None, help="The time now, for staleness; default: the newest actual of any series."
+    ),
+    model: str | None = typer.Option(None, help="Alias, version or artifact directory."),
+    rules: Path | None = typer.Option(
+        None, help="Alert rules YAML; default: forecast/alerts.yaml."
+    ),
+) -> None:
+    """Compare actuals with the forecasts, write a report and raise alerts.
+
+    Prints the report's path. Exit status: 0 fine, 3 while a critical alert is open, 1 when an
+    alert could not be delivered (it is sent again next run), 2 on bad input.
+    """
+    from common.artifacts import ArtifactStore
+    from forecast.monitor import monitor as run_monitor
+
+    with user_errors():
+        settings = get_settings()
+        path = ArtifactStore(settings.artifacts_root, "forecast").resolve(model) if model else None
+        result = run_monitor(actuals, settings=settings, model=path, rules=rules, as_of=as_of)
+    m = result.metrics
+    logger.info(
+        "%d points; error CUSUM %.1f; level-shift ratio %.2f; coverage min %.2f; stale series "
+        "%d; alerts sent: %d; open: %s", result.rows, m["error.cusum"], m["level_shift.ratio"],
+        m.get("coverage.min", float("nan")), m["data.stale_series"], len(result.alerts),
+        ", ".join(r.name for r in result.open) or "none",
+    )  # fmt: skip
+    finish_monitoring(result)
+
+
+if __name__ == "__main__":
+    app()
