@@ -27,6 +27,9 @@ class ProphetConfig(BaseModel):
     country_holidays: str | None = "US"
     #: Samples drawn for the intervals: more is smoother and slower (~0.1 ms each at 30 steps).
     uncertainty_samples: int = Field(300, ge=0)
+    #: Steps after the data whose forecast is stored with a saved model, so that serving them
+    #: is a lookup (Prophet's forecast depends on the dates only); 0: none.
+    serve_cache_steps: int = Field(180, ge=0)
 
 
 class LSTMConfig(BaseModel):

@@ -120,7 +120,8 @@ def test_the_alert_resolves_when_errors_return_to_normal(forecast_artifact, fore
 
 
 def test_unknown_series_are_named(forecast_artifact, forecast_files, tmp_path) -> None:
-    frame = pd.read_csv(forecast_files.healthy).assign(series_id="nope")
+    frame = pd.read_csv(forecast_files.healthy)
+    frame.loc[frame["series_id"] == "store_02", "series_id"] = "nope"
     path = tmp_path / "unknown.csv"
     frame.to_csv(path, index=False)
     with pytest.raises(UserError, match="nope"):
