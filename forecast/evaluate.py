@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from forecast.backtest import METRICS, relative_to, summarise
 from forecast.data import SeriesData
+from forecast.frequency import describe
 
 BASELINE = "seasonal_naive"
 #: Forecast plots drawn for at most this many series (the dashboard shows any of them).
@@ -130,15 +131,17 @@ def write_model_card(out: Path, version: str, info: Mapping[str, Any],
     failures = info.get("failures") or {}
     card = f"""# Forecast model {version}
 
-**What it is:** one model per series, chosen by rolling-origin backtest
-(lowest {info["select_by"].upper()}) among the configured models, refitted
-on all of the series. {len(info["series"])} series, {info["freq"]} data, a
-{info["horizon"]}-step horizon, intervals of nominal {info["level"]:.0%} coverage.
+**What it is:** one model per series, chosen by rolling-origin backtest (lowest
+{info["select_by"].upper()}) among the configured models and refitted on the whole series:
+{len(info["series"])} {describe(info["freq"])} series, a {info["horizon"]}-step horizon,
+intervals of nominal {info["level"]:.0%} coverage.
 
 **Selected:** {counts}.
 
-## Backtest (every series; windows of {info["horizon"]} steps every {info["period"]} steps,
-at least {info["initial"]} points to fit)
+## Backtest
+
+Every series; windows of {info["horizon"]} steps, every {info["period"]} steps, each fitted on
+its past only (at least {info["initial"]} points).
 
 | model | MASE | vs seasonal naive | sMAPE % | coverage | series won |
 |---|---|---|---|---|---|

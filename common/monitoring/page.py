@@ -87,7 +87,10 @@ def render_monitoring(folder: Path, *, command: str) -> None:
     cols = st.columns(4)
     cols[0].metric("Runs", len(runs))
     cols[1].metric("Drifted features (latest)", int(latest["drifted"]))
-    cols[2].metric("Prediction PSI (latest)", f"{latest['prediction PSI']:.3f}")
+    prediction_psi = latest["prediction PSI"]
+    # A model with no score (a forecaster) has no prediction PSI: say so rather than fail.
+    shown = "n/a" if prediction_psi is None or pd.isna(prediction_psi) else f"{prediction_psi:.3f}"
+    cols[2].metric("Prediction PSI (latest)", shown)
     cols[3].metric("Open alerts", len(still_open))
     if still_open:
         st.error("Open: " + ", ".join(still_open))

@@ -117,3 +117,23 @@ def test_fitting_is_quiet_and_restores_logger_levels(caplog: pytest.LogCaptureFi
     assert not [r for r in chatter if r.name.startswith(("cmdstanpy", "prophet"))]
     # The levels the test set (DEBUG on the root) and the loggers' own are put back.
     assert {name: logging.getLogger(name).level for name in levels} == levels
+
+
+def test_a_saved_model_serves_the_next_steps_from_its_stored_forecast(tmp_path) -> None:
+    from forecast.model import load
+    from forecast.prophet_model import CACHE_FILE
+
+    model = ProphetForecaster("D", 7, config={**FAST, "serve_cache_steps": 20}).fit(series(100))
+    model.save(tmp_path)
+    assert (tmp_path / CACHE_FILE).is_file()
+    loaded = load(tmp_path)
+    newer = series(105).iloc[100:]
+    conditioned = loaded.predict(10, history=newer)  # days 105-114: inside the 20 stored
+    stored = loaded.predict(15).iloc[5:].reset_index(drop=True)
+    pd.testing.assert_frame_equal(conditioned, stored)
+    sampled = loaded._sample(pd.DatetimeIndex(conditioned["ds"]))
+    np.testing.assert_allclose(conditioned["yhat"], sampled["yhat"])  # same curve either way
+    beyond = loaded.predict(30)  # past the stored steps: sampled afresh
+    assert len(beyond) == 30
+    model.fit(series(100))
+    assert model.cache_ is None  # a refit forgets the stored forecast
