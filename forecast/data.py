@@ -9,7 +9,7 @@ date, a value that is no number, a series too short) raises `DataError`, naming 
 column and the rows or series.
 
 Row numbers count data rows from 1, as `common.schema` does: "row 3" is the third row of the
-table, on line 4 of a CSV.
+table, on line 4 of a CSV. The cell-level parsing (ids, dates, values) is `forecast.parsing`'s.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ import pandas as pd
 
 from common import etl
 from common.errors import UserError
-from common.schema import DataQualityWarning, Problem
-from forecast import frequency
+from common.schema import DataQualityWarning
+from forecast import frequency, parsing
 from forecast.config import Duplicates
+from forecast.parsing import DATETIME as _DATETIME
 
 #: The id of the series in a table without a `series_id` column.
 DEFAULT_ID = "series"
@@ -38,9 +39,6 @@ _FIXED = {
     "reordered": "rows out of date order, sorted",
     "trimmed": "rows without y before a series' first or after its last value dropped",
 }
-# One resolution whatever the source (CSV parses to us, Parquet may hold ns), so that the same
-# series read from either format has the same fingerprint.
-_DATETIME = "datetime64[us]"
 _WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 _MAX_SHOWN = 10
 
@@ -120,70 +118,6 @@ def _listing(counts: dict[str, int | None]) -> str:
     return ", ".join(shown) + more
 
 
-def _problem(column: str, message: str, mask: np.ndarray, values: pd.Series) -> Problem:
-    positions = np.flatnonzero(mask)
-    examples = list(dict.fromkeys(values.iloc[positions[:200]].tolist()))[:5]
-    rows = [int(p) + 1 for p in positions[:_MAX_SHOWN]]
-    return Problem(column, message, rows=rows, count=int(positions.size), examples=examples)
-
-
-def _blank(raw: pd.Series) -> np.ndarray:
-    if not (raw.dtype == object or pd.api.types.is_string_dtype(raw)):
-        return raw.isna().to_numpy()
-    text = raw.astype("string").str.strip()
-    return (text.isna() | (text == "")).to_numpy(dtype=bool)
-
-
-def _to_datetime(text: pd.Series, fmt: str | None) -> pd.Series:
-    try:
-        return pd.to_datetime(text, errors="coerce", format=fmt)
-    except ValueError:  # mixed UTC offsets: pandas converts them only to a common UTC
-        return pd.to_datetime(text, errors="coerce", format=fmt, utc=True)
-
-
-def _parse_dates(raw: pd.Series, problems: list[Problem]) -> tuple[pd.Series, str | None]:
-    """Naive timestamps (aware ones converted to UTC), NaT where a value is no date."""
-    absent = _blank(raw)
-    if pd.api.types.is_datetime64_any_dtype(raw):
-        parsed = raw
-    else:
-        # As text, so that numbers such as 20240131 read as dates, not as epoch nanoseconds.
-        text = raw.astype("string")
-        # ISO 8601 first, which takes a date beside a date and time ("2024-01-07 12:00"); the
-        # format pandas infers from the first value holds every value to that one's layout.
-        parsed = _to_datetime(text, "ISO8601")
-        if (parsed.isna().to_numpy() & ~absent).any():
-            inferred = _to_datetime(text, None)
-            parsed = min(parsed, inferred, key=lambda p: int(p.isna().sum()))
-    note = None
-    if parsed.dt.tz is not None:
-        note = f"timestamps had time zone {parsed.dt.tz}: converted to UTC, kept without a zone"
-        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-    if absent.any():
-        problems.append(_problem("ds", "is missing", absent, raw))
-    bad = ~absent & parsed.isna().to_numpy()
-    if bad.any():
-        problems.append(_problem("ds", "is not a date", bad, raw))
-    return parsed.astype(_DATETIME), note
-
-
-def _parse_values(raw: pd.Series, problems: list[Problem]) -> pd.Series:
-    """Floats; NaN for a blank value (interpolated later, like a missing point)."""
-    if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
-        y = raw.astype(float)
-    else:
-        blank = _blank(raw)
-        y = pd.to_numeric(raw.astype("string").str.strip().mask(blank), errors="coerce")
-        y = y.astype(float)
-        bad = ~blank & y.isna().to_numpy()
-        if bad.any():
-            problems.append(_problem("y", "is not a number", bad, raw))
-    infinite = np.isinf(y.to_numpy())
-    if infinite.any():
-        problems.append(_problem("y", "is infinite", infinite, raw))
-    return y
-
-
 def _parse(df: pd.DataFrame, source: str) -> tuple[pd.DataFrame, str | None]:
     """`series_id, ds, y` and each row's number, typed; DataError listing every bad value."""
     missing = [c for c in ("ds", "y") if c not in df.columns]
@@ -194,21 +128,11 @@ def _parse(df: pd.DataFrame, source: str) -> tuple[pd.DataFrame, str | None]:
         raise DataError(f"{source}: no column{plural} {names} (columns found: {found})")
     if len(df) == 0:
         raise DataError(f"{source}: the table has no rows")
-    df = df.reset_index(drop=True)
-    problems: list[Problem] = []
-    ids = pd.Series(DEFAULT_ID, index=df.index, dtype=str)
-    if "series_id" in df.columns:
-        absent = _blank(df["series_id"])
-        if absent.any():
-            problems.append(_problem("series_id", "is missing", absent, df["series_id"]))
-        ids = df["series_id"].astype(str).str.strip()
-    ds, tz_note = _parse_dates(df["ds"], problems)
-    y = _parse_values(df["y"], problems)
+    work, tz_note, problems = parsing.parse(df, DEFAULT_ID)
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
         raise DataError(f"{source}: {len(problems)} problem(s) found\n{lines}")
-    rows = np.arange(1, len(df) + 1)
-    return pd.DataFrame({"series_id": ids, "ds": ds, "y": y, "row": rows}), tz_note
+    return work, tz_note
 
 
 def infer_freq(ds: pd.Series) -> str:
