@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pandas._libs.parsers import STR_NA_VALUES
 
 from common.errors import DataValidationError, UserError
 from common.schema import Problem, TableSchema, validate
@@ -23,8 +24,18 @@ from common.schema import Problem, TableSchema, validate
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 
 
-def read_table(path: str | Path, *, dtype: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """Read a CSV or Parquet file; a missing, empty or unparseable file raises UserError."""
+def read_table(
+    path: str | Path,
+    *,
+    dtype: Mapping[str, str] | None = None,
+    na_values: Mapping[str, list[str]] | None = None,
+    keep_na_for: tuple[str, ...] = (),
+) -> pd.DataFrame:
+    """Read a CSV or Parquet file; a missing, empty or unparseable file raises UserError.
+
+    By default a CSV cell reading "NA", "null", "None", ... is missing, in every column. With
+    `na_values`, only the columns in `keep_na_for` keep that rule and those in `na_values` get
+    their own list (e.g. a name column where "NA" is a name and only "" is missing)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such file")
@@ -35,7 +46,12 @@ def read_table(path: str | Path, *, dtype: Mapping[str, str] | None = None) -> p
         raise DataValidationError(str(path), [Problem("*", "the file is empty")])
     try:
         if suffix == ".csv":
-            return pd.read_csv(path, dtype=dtype, skipinitialspace=False)
+            if na_values is None:
+                return pd.read_csv(path, dtype=dtype, skipinitialspace=False)
+            default = sorted(STR_NA_VALUES)
+            missing = {**dict.fromkeys(keep_na_for, default), **na_values}
+            return pd.read_csv(path, dtype=dtype, skipinitialspace=False,
+                               keep_default_na=False, na_values=missing)  # fmt: skip
         return pd.read_parquet(path)
     except pd.errors.EmptyDataError as exc:
         raise DataValidationError(str(path), [Problem("*", "the file is empty")]) from exc

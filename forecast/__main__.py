@@ -61,6 +61,12 @@ def data(
         typer.echo(write_series(frame[frame["ds"] <= dates[n - 1]], out))
         if actuals:
             future = frame[frame["ds"] > dates[n - 1]]
+            if shift and shift_after >= actual_periods:
+                raise typer.BadParameter(
+                    f"--shift-after {shift_after} leaves no actual to shift "
+                    f"(--actual-periods is {actual_periods})",
+                    param_hint="--shift-after",
+                )
             if shift:
                 future = inject_level_shift(future, at=dates[n + shift_after], size=shift)
             typer.echo(write_series(future, actuals))

@@ -148,11 +148,3 @@ def select(scores: pd.DataFrame, metric: str, order: Sequence[str]) -> str:
     rank = {name: i for i, name in enumerate(order)}
     best = scores.assign(_rank=scores["model"].map(rank)).sort_values([metric, "_rank"])
     return str(best["model"].iloc[0])
-
-
-def relative_to(table: pd.DataFrame, baseline: str, metric: str = "mase") -> pd.Series:
-    """Each model's `metric` divided by the baseline's (below 1: better than the baseline)."""
-    values = table.set_index("model")[metric]
-    if baseline not in values.index:
-        return pd.Series(np.nan, index=values.index)
-    return values / values[baseline]

@@ -57,7 +57,7 @@ class ForecastConfig(BaseModel):
     #: Season length in steps; None: 24 hourly, 7 daily, 52 weekly, 12 monthly.
     season: int | None = Field(None, ge=1)
     duplicates: Duplicates = "mean"
-    models: tuple[ModelName, ...] = ALL_MODELS
+    models: tuple[ModelName, ...] = Field(ALL_MODELS, min_length=1)
     #: Nominal coverage of the prediction intervals.
     level: float = Field(0.8, gt=0, lt=1)
 

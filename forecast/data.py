@@ -193,6 +193,8 @@ def _regularise(
     start, end = int(valid.argmax()), len(y) - int(valid[::-1].argmax())
     ds, y, rows = ds[start:end], y[start:end], rows[start:end]
     grid = pd.date_range(ds[0], ds[-1], freq=freq).to_numpy().astype(ds.dtype)
+    if len(grid) == 0:  # no grid date between the first and last row: none of them is on it
+        grid = pd.date_range(ds[0], periods=1, freq=freq).to_numpy().astype(ds.dtype)
     at = np.minimum(np.searchsorted(grid, ds), len(grid) - 1)
     off = grid[at] != ds
     if off.any():
@@ -287,8 +289,8 @@ def prepare(
                           "y": np.concatenate(values)}).astype({"ds": _DATETIME})  # fmt: skip
     filled = [n["filled"] for n in fixes.values() if n["filled"]]
     if filled:
-        logger.info("%s: interpolated %d missing points in %d of %d series", source,
-                    sum(filled), len(filled), len(fixes))  # fmt: skip
+        _warn(f"{source}: interpolated {sum(filled)} missing points in {len(filled)} of "
+              f"{len(fixes)} series")  # fmt: skip
     return SeriesData(frame, freq, fixes, [tz_note] if tz_note else [])
 
 
@@ -301,7 +303,9 @@ def load(
 ) -> SeriesData:
     """Read a CSV or Parquet table of series and `prepare` it, naming the file in every error."""
     # Ids stay text even where they look numeric ("007" keeps its zeros).
-    frame = etl.read_table(path, dtype={"series_id": "str"})
+    # pandas reads "NA", "None", "null" as missing by default: as series ids they are names.
+    frame = etl.read_table(path, dtype={"series_id": "str"}, na_values={"series_id": [""]},
+                           keep_na_for=("ds", "y"))  # fmt: skip
     return prepare(frame, freq=freq, duplicates=duplicates, min_length=min_length, source=str(path))
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from forecast.backtest import METRICS, relative_to, summarise
+from forecast.backtest import METRICS, summarise
 from forecast.data import SeriesData
 from forecast.frequency import describe
 
@@ -31,6 +31,18 @@ def selected_points(backtest: pd.DataFrame, selected: Mapping[str, str]) -> pd.D
     return backtest[chosen]
 
 
+def relative_mase(backtest: pd.DataFrame, model: str) -> float:
+    """`model`'s MASE over seasonal naive's, on the series both were backtested on (a model
+    that failed on some series is not compared with a yardstick that had all of them)."""
+    series = backtest.groupby("model")["series_id"].unique()
+    if BASELINE not in series or model not in series:
+        return float("nan")
+    shared = set(series[model]) & set(series[BASELINE])
+    both = backtest[backtest["series_id"].isin(shared)]
+    mase = summarise(both[both["model"].isin([model, BASELINE])], ["model"]).set_index("model")
+    return float(mase.at[model, "mase"] / mase.at[BASELINE, "mase"])
+
+
 def summary_metrics(
     backtest: pd.DataFrame, scores: pd.DataFrame, selected: Mapping[str, str],
     models: Sequence[str],
@@ -39,7 +51,7 @@ def summary_metrics(
     seasonal naive, the mean fit+backtest seconds per series, and how many series each model
     won; the same for `backtest.selected`."""
     table = summarise(backtest, by=["model"])
-    table["relative_mase"] = relative_to(table, BASELINE).to_numpy()
+    table["relative_mase"] = [relative_mase(backtest, m) for m in table["model"]]
     seconds = scores.groupby("model")["seconds"].mean()
     wins = pd.Series(list(selected.values())).value_counts()
     out: dict[str, dict[str, float]] = {}
@@ -50,10 +62,10 @@ def summary_metrics(
             "seconds_per_series": float(seconds.get(row.model, np.nan)),
             "selected": int(wins.get(row.model, 0)),
         }
-    chosen = summarise(selected_points(backtest, selected).assign(model="selected"), ["model"])
-    out["selected"] = {m: float(chosen[m].iloc[0]) for m in METRICS}
-    if BASELINE in out:
-        out["selected"]["relative_mase"] = out["selected"]["mase"] / out[BASELINE]["mase"]
+    chosen = selected_points(backtest, selected).assign(model="selected")
+    table = summarise(chosen, ["model"])
+    out["selected"] = {m: float(table[m].iloc[0]) for m in METRICS}
+    out["selected"]["relative_mase"] = relative_mase(pd.concat([backtest, chosen]), "selected")
     for row in out.values():  # skill: how far below seasonal naive's MASE (0.1 = 10% below)
         row["skill"] = 1.0 - row.get("relative_mase", float("nan"))
     ordered = {m: out[m] for m in [*models, "selected"] if m in out}
@@ -78,7 +90,7 @@ def plot_models(metrics: Mapping[str, Any]) -> Figure:
 
 
 def plot_steps(backtest: pd.DataFrame) -> Figure:
-    """MAE by horizon step per model: how fast each model's error grows."""
+    """MASE by horizon step per model: how fast each model's error grows."""
     steps = summarise(backtest, by=["model", "step"])
     fig = Figure(figsize=(7, 3.5), layout="constrained")
     ax = fig.add_subplot()

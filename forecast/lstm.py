@@ -1,22 +1,29 @@
 """A small LSTM forecaster (PyTorch): one forward pass reads the last `lookback` values and
 outputs the next `horizon` values at once (direct multi-step, no feeding forecasts back in).
 
-Inputs and targets are standardised with the training values' mean and standard deviation, then
-shifted by the window's last value: the network learns the path relative to where the series
-stands, so a level it never saw in training (a trend, a random walk) does not push it out of its
-range. No calendar features: the default window spans two seasons, so the network reads the
-season's phase from the values themselves.
+Inputs and targets are standardised with the mean and standard deviation of the values the training
+windows read (none that only held-out windows see), then shifted by the window's last value: the
+network learns the path relative to where the series stands, so a level it never saw in training (a
+trend, a random walk) does not push it out of its range. No calendar features: the default window
+spans two seasons, so the network reads the season's phase from the values themselves.
 
-Training: the windows in time order, the last `val_fraction` held out (after a gap of
-`horizon - 1` windows, so no validation target was a training target); Adam on the Huber loss,
-early stopping on the validation loss, best weights restored. An epoch is at most
-`MAX_EPOCH_WINDOWS` training windows drawn at random: neighbouring windows overlap almost
-entirely, so more per epoch mostly costs time, and a long hourly series costs no more per epoch
-than a short one. Everything random draws from generators seeded with `seed`: the same data and
-seed give the same model, and global random state is left as it was.
+Windows in time order (`split_windows`): training, then the last `val_fraction` held out, the
+earlier half for early stopping, the later half for calibration. `horizon - 1` windows are dropped
+before each held-out part, so no stopping target was read by a training window and no calibration
+target was read by a training or stopping window: the weights and the epoch were both chosen
+without the calibration targets, which is what makes the intervals split-conformal. Calibration
+windows may read stopping targets as inputs, as a forecast reads values the model was fitted on;
+that does not shrink their errors. The second gap costs `horizon - 1` training windows: a series
+needs about 3.5 horizons + 11 points (60 for horizon 14, 116 for 30), not 2.25 horizons + 12.
+
+Training: Adam on the Huber loss, early stopping on the stopping windows' loss, best weights
+restored. An epoch is at most `MAX_EPOCH_WINDOWS` training windows drawn at random: neighbouring
+windows overlap almost entirely, so more per epoch mostly costs time, and a long hourly series costs
+no more per epoch than a short one. Everything random draws from generators seeded with `seed`: the
+same data and seed give the same model, and global random state is left as it was.
 
 Intervals are split-conformal: per horizon step, the ceil((n+1)·level)/n quantile of the n
-validation windows' absolute errors, pooled over the steps when there are fewer than
+calibration windows' absolute errors, pooled over the steps when there are fewer than
 `MIN_CALIBRATION` windows (too few for a quantile per step).
 
 Speed, measured on one thread (`torch.set_num_threads(1)`) with the default configuration: fit
@@ -32,7 +39,7 @@ import json
 import math
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -51,10 +58,41 @@ MAX_LOOKBACK = 336
 #: Fewer training windows than this is not enough to learn anything: the fit stops with a
 #: UserError instead.
 MIN_TRAIN_WINDOWS = 10
-#: Fewer validation windows than this: one conformal quantile pooled over the horizon's steps.
+#: Fewer calibration windows than this: one conformal quantile pooled over the horizon's steps.
 MIN_CALIBRATION = 10
 #: Training windows per epoch at most (a random draw each epoch; see the module's docstring).
 MAX_EPOCH_WINDOWS = 512
+
+
+class Split(NamedTuple):
+    """Window indices of one fit, in time order. Window i reads values i .. i + lookback - 1 and
+    predicts the next `horizon`, i + lookback .. i + lookback + horizon - 1."""
+
+    train: range
+    stop: range  # early stopping
+    calibration: range  # conformal intervals
+
+
+def split_windows(windows: int, horizon: int, val_fraction: float) -> Split:
+    """Training, early-stopping and calibration windows out of `windows`, in time order.
+
+    The last `val_fraction` of the windows (at least 2) are held out: the earlier half stops
+    early, the later half (with the odd one) calibrates; the latest windows are the most like
+    the forecast, and the calibration set sets the interval widths. Two windows less than
+    `horizon` apart share targets, so `horizon - 1` windows are dropped before each held-out part:
+    every value a stopping window predicts lies after everything a training window reads, and
+    every value a calibration window predicts after everything a stopping window reads. Too few
+    windows leave `train` short or empty; the caller checks its length.
+    """
+    n_held = max(2, math.ceil(val_fraction * windows))
+    n_stop = n_held // 2
+    gap = horizon - 1
+    cal_start = max(0, windows - (n_held - n_stop))
+    stop_end = max(0, cal_start - gap)
+    stop_start = max(0, stop_end - n_stop)
+    return Split(
+        range(max(0, stop_start - gap)), range(stop_start, stop_end), range(cal_start, windows)
+    )
 
 
 class _Net(nn.Module):
@@ -116,28 +154,26 @@ class LSTMForecaster(Forecaster):
             return _Net(config.hidden, config.layers, self.horizon)
 
     # -- windows ---------------------------------------------------------------------------
-    def _split(self, n: int, lookback: int) -> tuple[int, int]:
-        """(training, validation) windows for a series of n points; the horizon - 1 windows
-        between them are dropped: their targets overlap both sides."""
-        windows = n - lookback - self.horizon + 1
-        n_val = max(1, math.ceil(self._config().val_fraction * windows))
-        return windows - n_val - (self.horizon - 1), n_val
+    def _split(self, n: int, lookback: int) -> Split:
+        """The windows of a series of n points (see `split_windows`)."""
+        windows = max(0, n - lookback - self.horizon + 1)
+        return split_windows(windows, self.horizon, self._config().val_fraction)
 
     def _lookback(self, n: int) -> int:
         """The configured window (default: two seasons or two horizons, at most 336), shortened
         to at most half of the series' usable length and until there are enough windows."""
         wanted = self._config().lookback or min(2 * max(self.season, self.horizon), MAX_LOOKBACK)
         lookback = max(2, min(wanted, (n - self.horizon + 1) // 2))
-        while lookback > 2 and self._split(n, lookback)[0] < MIN_TRAIN_WINDOWS:
+        while lookback > 2 and len(self._split(n, lookback).train) < MIN_TRAIN_WINDOWS:
             lookback -= 1
-        if self._split(n, lookback)[0] < MIN_TRAIN_WINDOWS:
+        if len(self._split(n, lookback).train) < MIN_TRAIN_WINDOWS:
             needed = n + 1
-            while self._split(needed, 2)[0] < MIN_TRAIN_WINDOWS:
+            while len(self._split(needed, 2).train) < MIN_TRAIN_WINDOWS:
                 needed += 1
             raise UserError(
                 f"lstm: {n} points are too few for a {self.horizon}-step horizon; it needs at "
-                f"least {needed} (enough for {MIN_TRAIN_WINDOWS} training windows and a "
-                "validation set) - use a shorter horizon or another model"
+                f"least {needed} (enough for {MIN_TRAIN_WINDOWS} training windows and the "
+                "held-out ones) - use a shorter horizon or another model"
             )
         return lookback
 
@@ -154,12 +190,18 @@ class LSTMForecaster(Forecaster):
         config = self._config()
         values = history["y"].to_numpy(dtype=float)
         self.lookback_ = self._lookback(len(values))
-        n_train, n_val = self._split(len(values), self.lookback_)
-        self.mean_ = float(values.mean())
+        split = self._split(len(values), self.lookback_)
+        n_train = len(split.train)
+        # The scaler sees what the training windows read and nothing more: values only the
+        # held-out windows see would otherwise shape the model their errors are meant to judge.
+        seen = values[: n_train + self.lookback_ + self.horizon - 1]
+        self.mean_ = float(seen.mean())
         # A flat series has std 0; any positive scale then maps it to zeros.
-        self.std_ = float(values.std()) or 1.0
+        self.std_ = float(seen.std()) or 1.0
         x, y = self._windows((values - self.mean_) / self.std_)
-        x_train, y_train, x_val, y_val = x[:n_train], y[:n_train], x[-n_val:], y[-n_val:]
+        x_train, y_train = x[:n_train], y[:n_train]
+        stop = slice(split.stop.start, split.stop.stop)
+        cal = slice(split.calibration.start, split.calibration.stop)
 
         net = self._new_net()
         generator = torch.Generator().manual_seed(self.seed)
@@ -177,7 +219,7 @@ class LSTMForecaster(Forecaster):
                 optimiser.step()
             net.eval()
             with torch.inference_mode():
-                loss = loss_fn(net(x_val), y_val).item()
+                loss = loss_fn(net(x[stop]), y[stop]).item()
             if loss < best_loss:
                 best_loss, stale = loss, 0
                 best_state = _copy(net)
@@ -189,12 +231,13 @@ class LSTMForecaster(Forecaster):
         net.eval()
         self.net_ = net
 
+        # Calibrated on windows that chose neither the weights nor the epoch (see the docstring).
         with torch.inference_mode():
-            errors = (net(x_val) - y_val).abs().numpy().astype(float) * self.std_
+            errors = (net(x[cal]) - y[cal]).abs().numpy().astype(float) * self.std_
         self.conformal_ = self._conformal(errors)
 
     def _conformal(self, errors: np.ndarray) -> np.ndarray:
-        """Interval half-width per step from the validation errors (n windows, horizon)."""
+        """Interval half-width per step from the calibration errors (n windows, horizon)."""
         n = len(errors)
         # The finite-sample quantile of split conformal; beyond 1 (n too small for the level)
         # the largest error is the best the data can say.

@@ -59,23 +59,43 @@ def regular_frame(start: pd.Timestamp, values: np.ndarray, freq: str) -> pd.Data
     )
 
 
+#: How far past the fitted data new points may reach, in steps: bounds the grid `extend` builds
+#: (one point dated years ahead would otherwise make millions of interpolated steps).
+MAX_EXTENSION = 10_000
+
+
 def extend(known: pd.DataFrame, new: pd.DataFrame, freq: str) -> pd.DataFrame:
-    """`known` with `new` merged in (new values win on equal timestamps), on one regular grid;
-    points missing between the two are interpolated linearly."""
+    """`known` with `new` merged in (new values win on equal timestamps), on `known`'s regular
+    grid; points missing between the two are interpolated linearly. New points must lie on the
+    grid, from `known`'s start to at most `MAX_EXTENSION` steps after its end."""
     if new.empty:
         return known
-    new = new.assign(ds=pd.to_datetime(new["ds"]), y=pd.to_numeric(new["y"], errors="coerce"))
-    if not np.isfinite(new["y"].to_numpy(dtype=float)).all():
+    try:
+        ds = pd.to_datetime(new["ds"])
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise HistoryError(f"history: unreadable ds ({exc})") from None
+    if ds.dt.tz is not None:  # as training reads zoned timestamps: UTC, then naive
+        ds = ds.dt.tz_convert("UTC").dt.tz_localize(None)
+    y = pd.to_numeric(new["y"], errors="coerce").to_numpy(dtype=float)
+    if not np.isfinite(y).all():
         raise HistoryError("history: every y must be a finite number")
-    start = min(known["ds"].iloc[0], new["ds"].min())
-    grid = pd.date_range(start, max(known["ds"].iloc[-1], new["ds"].max()), freq=freq)
-    off_grid = ~new["ds"].isin(grid)
+    start, end = known["ds"].iloc[0], known["ds"].iloc[-1]
+    last = pd.date_range(end, periods=MAX_EXTENSION + 1, freq=freq)[-1]
+    if ds.min() < start or ds.max() > last:
+        outside = ds[(ds < start) | (ds > last)].iloc[0]
+        raise HistoryError(
+            f"history: {outside} is outside the series' span: from its start ({start}) to "
+            f"{MAX_EXTENSION} steps after its end ({end})"
+        )
+    grid = pd.date_range(start, max(end, ds.max()), freq=freq)
+    off_grid = ~ds.isin(grid)
     if off_grid.any():
-        first = new.loc[off_grid, "ds"].iloc[0]
+        first = ds[off_grid].iloc[0]
         raise HistoryError(f"history: {first} is not on the series' {freq} grid (from {start})")
-    merged = pd.concat([known, new[["ds", "y"]]]).drop_duplicates("ds", keep="last")
-    y = merged.set_index("ds")["y"].reindex(grid).interpolate(limit_area="inside")
-    return pd.DataFrame({"ds": grid, "y": y.to_numpy(dtype=float)})
+    merged = pd.concat([known, pd.DataFrame({"ds": ds.to_numpy(), "y": y})])
+    merged = merged.drop_duplicates("ds", keep="last")
+    values = merged.set_index("ds")["y"].reindex(grid).interpolate(limit_area="inside")
+    return pd.DataFrame({"ds": grid, "y": values.to_numpy(dtype=float)})
 
 
 def gaussian_interval(
@@ -157,14 +177,16 @@ def forecaster_class(name: str) -> type[Forecaster]:
     return getattr(importlib.import_module(module), cls)
 
 
-def build(name: str, *, freq: str, season: int, horizon: int, config: ForecastConfig) -> Forecaster:
-    """A fresh, unfitted model with the configuration's hyper-parameters."""
+def build(name: str, *, freq: str, season: int, horizon: int, config: ForecastConfig,
+          progress: bool = False) -> Forecaster:  # fmt: skip
+    """A fresh, unfitted model with the configuration's hyper-parameters; `progress` shows a
+    bar while a slow model (the LSTM) trains."""
     cls = forecaster_class(name)
     options: dict[str, Any] = {"freq": freq, "season": season, "level": config.level}
     if name == "prophet":
         options["config"] = config.prophet
     elif name == "lstm":
-        options.update(config=config.lstm, horizon=horizon, seed=config.seed)
+        options.update(config=config.lstm, horizon=horizon, seed=config.seed, progress=progress)
     return cls(**options)
 
 

@@ -6,10 +6,10 @@ to the file as they come). Each series is forecast the way it was backtested: fr
 its training data, `horizon` steps at a time, each block conditioned on the actuals before it.
 Per series, against its selected model's backtest MAE:
 
-- `error.cusum`: a one-sided CUSUM of the error ratio r = |error| / expected MAE,
-  S = max(0, S + r - 1.5), at the latest point. Healthy errors (r about 1) pull S back to 0;
-  errors twice the expectation for K periods in a row add about K/2, so S > 5 means error
-  has run above expectation for several consecutive periods (the rule in `alerts.yaml`).
+- `error.cusum`: a one-sided CUSUM of the error ratio r = |error| / expected MAE, clipped at
+  4, S = max(0, S + min(r, 4) - 1.5), at the latest point. Healthy errors (r about 1) pull S
+  back to 0; each period far above expectation adds at most 2.5, so S > 5 needs at least three
+  such periods in a row (or six at 2.5x): one outlier or holiday miss never fires it alone.
 - `level_shift.ratio`: |mean error| over the last season / expected MAE. Since |mean e| <=
   mean |e|, a healthy series stays near or below 1 even when errors are correlated (as
   multi-step errors are); a level shift pushes it up by the shift's size in units of MAE.
@@ -45,8 +45,10 @@ from forecast.serve import ForecastPredictor
 logger = logging.getLogger(__name__)
 DEFAULT_RULES = Path(__file__).with_name("alerts.yaml")
 EXPECTATIONS_FILE = "expectations.csv"
-#: The CUSUM's slack: error ratios below it pull the statistic down.
+#: The CUSUM's slack (error ratios below it pull the statistic down) and the largest ratio one
+#: period may add: with S > 5 as the rule, a single wild point cannot fire it.
 CUSUM_SLACK = 1.5
+CUSUM_CLIP = 4.0
 
 
 def expectations(backtest: pd.DataFrame, selected: Mapping[str, str]) -> pd.DataFrame:
@@ -79,18 +81,23 @@ def reference_profile(
 
 def stream(predictor: ForecastPredictor, series_id: str, actuals: pd.DataFrame) -> pd.DataFrame:
     """Forecasts for every actual after the series' training data, made `horizon` steps at a
-    time from the end of training, each block conditioned on the actuals before it."""
+    time from the end of training (origins on the series' grid, whatever dates the actuals
+    have), each block conditioned on the actuals before it."""
     model = predictor.models[series_id]
-    end = model.history_["ds"].iloc[-1]
+    end, h = model.history_["ds"].iloc[-1], predictor.horizon
     new = actuals[actuals["ds"] > end].reset_index(drop=True)
-    blocks = []
-    for start in range(0, len(new), predictor.horizon):
-        known = new.iloc[:start]
-        forecast = predictor.forecast(series_id, predictor.horizon, known if start else None)
-        block = forecast.merge(new.iloc[start : start + predictor.horizon], on="ds", how="inner")
-        blocks.append(block.assign(step=np.arange(1, len(block) + 1)))
     columns = ["ds", "y", "yhat", "yhat_lower", "yhat_upper", "step"]
-    frame = pd.concat(blocks, ignore_index=True) if blocks else pd.DataFrame(columns=columns)
+    if new.empty:
+        return pd.DataFrame(columns=[*columns, "series_id"])
+    steps = len(pd.date_range(end, new["ds"].max(), freq=predictor.freq)) - 1
+    blocks = []
+    for start in range(0, steps, h):
+        origin = pd.date_range(end, periods=start + 1, freq=predictor.freq)[-1]
+        known = new[new["ds"] <= origin]
+        forecast = predictor.forecast(series_id, h, known if len(known) else None)
+        forecast = forecast.assign(step=np.arange(1, h + 1))
+        blocks.append(forecast.merge(new, on="ds", how="inner"))
+    frame = pd.concat(blocks, ignore_index=True)
     return frame[columns].assign(series_id=series_id)
 
 
@@ -100,8 +107,9 @@ def score(frame: pd.DataFrame, mae: float, rmse: float, horizon: int, season: in
     ratio = np.abs(error) / mae
     cusum = np.zeros(len(error))
     for t, r in enumerate(ratio):
-        cusum[t] = max(0.0, (cusum[t - 1] if t else 0.0) + r - CUSUM_SLACK)
-    shift = pd.Series(error).rolling(season, min_periods=1).mean().abs().to_numpy() / mae
+        cusum[t] = max(0.0, (cusum[t - 1] if t else 0.0) + min(r, CUSUM_CLIP) - CUSUM_SLACK)
+    # A whole season's mean: over fewer points, one ordinary error would often exceed 2x.
+    shift = pd.Series(error).rolling(season, min_periods=season).mean().abs().to_numpy() / mae
     covered = (frame["y"] >= frame["yhat_lower"]) & (frame["y"] <= frame["yhat_upper"])
     return frame.assign(error=error, ratio=ratio, residual_z=error / rmse, cusum=cusum,
                         shift_ratio=shift, covered=covered.astype(float))  # fmt: skip
@@ -143,7 +151,12 @@ def monitor(
     unknown = sorted(set(data.ids) - set(predictor.ids))
     if unknown:
         raise UserError(f"{actuals}: series the model does not know: {', '.join(unknown[:5])}")
-    expected = pd.read_csv(predictor.path / EXPECTATIONS_FILE, dtype={"series_id": str})
+    expected = pd.read_csv(
+        predictor.path / EXPECTATIONS_FILE,
+        dtype={"series_id": str},
+        keep_default_na=False,
+        na_values=[""],
+    )  # a series may be "NA"
     expected = expected.set_index("series_id")
     clock = pd.Timestamp(as_of) if as_of is not None else data.frame["ds"].max()
     season = int(predictor.manifest.extra["season"])
@@ -168,7 +181,6 @@ def monitor(
         "data.stale_series": float((table["lag_periods"] >= 1).sum()),
         "data.max_lag_periods": float(table["lag_periods"].max()),
         "data.filled_points": float(sum(f.get("filled", 0) for f in data.fixes.values())),
-        "series.alarming": float((table["cusum"] > 5).sum()),
     }
     metrics = {k: v for k, v in metrics.items() if np.isfinite(v)}
     result = monitor_batch(

@@ -23,6 +23,7 @@ and nothing outside changes. Measured on one core, 1,000 daily points with US ho
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,6 +44,7 @@ PROPHET_FILE = "prophet.json"
 CACHE_FILE = "prophet_cache.parquet"
 #: Seeds numpy's global generator (state restored afterwards) while Prophet draws its interval.
 SAMPLING_SEED = 0
+_SAMPLING = threading.Lock()
 #: Loggers quietened to WARNING while Prophet runs: cmdstanpy's per-fit "Chain [1] start/done
 #: processing" and Prophet's notes (e.g. "Disabling yearly seasonality"). `prophet.plot` goes
 #: to CRITICAL: it logs an ERROR on import when plotly (interactive plots, unused) is missing.
@@ -134,13 +136,16 @@ class ProphetForecaster(Forecaster):
         # `history` is not read: Prophet's forecast is a function of the dates (module docs).
         # 30 daily steps take ~45 ms with 300 uncertainty samples, nearly all of it drawing the
         # interval's trend paths; ~20 ms with uncertainty_samples=0 (measured on one core).
-        state = np.random.get_state()
-        try:
-            np.random.seed(SAMPLING_SEED)
-            with _quiet():
-                out = self.model_.predict(pd.DataFrame({"ds": dates}))
-        finally:
-            np.random.set_state(state)
+        # The API predicts big batches in worker threads: one draw at a time, or two would
+        # reseed (and restore) numpy's one global generator under each other.
+        with _SAMPLING:
+            state = np.random.get_state()
+            try:
+                np.random.seed(SAMPLING_SEED)
+                with _quiet():
+                    out = self.model_.predict(pd.DataFrame({"ds": dates}))
+            finally:
+                np.random.set_state(state)
         yhat = out["yhat"].to_numpy(dtype=float)
         if "yhat_lower" not in out:  # uncertainty_samples=0: Prophet draws no interval
             return pd.DataFrame({"yhat": yhat, "yhat_lower": yhat, "yhat_upper": yhat})

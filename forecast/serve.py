@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -34,6 +34,14 @@ class HistoryPoint(BaseModel):
 
     ds: datetime = Field(description="Timestamp on the series' grid (ISO 8601).")
     y: float = Field(description="The observed value.")
+
+    @field_validator("ds")
+    @classmethod
+    def _naive_utc(cls, value: datetime) -> datetime:
+        # Training reads zoned timestamps as UTC, then drops the zone: so does serving.
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value
 
     @field_validator("y")
     @classmethod

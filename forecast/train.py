@@ -14,6 +14,7 @@ Artifact layout (besides model_card.md and plots/):
     forecast.parquet     each series' forecast for the horizon after its last point
     backtest.parquet     every backtest point of every model (forecast.backtest)
     scores.csv           per series and model: MAE, RMSE, sMAPE, MASE, coverage, seconds
+    scores_by_step.csv   per model and horizon step, over every series: the same metrics
     expectations.csv     each series' expected error, for monitoring (forecast.monitor)
     monitoring/          the reference profile of the backtest's residuals
 """
@@ -40,7 +41,7 @@ from common.settings import Settings
 from common.tracking import Tracker
 from forecast import backtest as bt
 from forecast import frequency
-from forecast.config import ForecastConfig
+from forecast.config import ALL_MODELS, ForecastConfig
 from forecast.data import SeriesData, fingerprint, load
 from forecast.evaluate import summary_metrics, write_model_card, write_plots
 from forecast.model import build
@@ -49,6 +50,8 @@ from forecast.serve import MODEL_LIBRARIES, ForecastRequest, ForecastResponse
 
 logger = logging.getLogger(__name__)
 MODELS_DIR = "models"
+#: Backtested on every series, selectable or not: every model is reported against it.
+YARDSTICK = "seasonal_naive"
 
 
 @dataclass(frozen=True)
@@ -84,14 +87,18 @@ class SeriesResult:
 
 
 def fit_series(
-    series_id: str, history: pd.DataFrame, folder: Path, plan: Plan, config: ForecastConfig
-) -> SeriesResult:
-    """Backtest every configured model on one series, pick one, refit it on all the data and
-    save it into `folder`."""
+    series_id: str, history: pd.DataFrame, folder: Path, plan: Plan, config: ForecastConfig,
+    progress: bool = False,
+) -> SeriesResult:  # fmt: skip
+    """Backtest every configured model on one series, pick the best, refit it on all the data
+    and save it into `folder`. Seasonal naive is always backtested, as the yardstick of the
+    report, but only selected if configured. If the chosen model fails on the whole series,
+    the next best is taken and the failure recorded."""
+    names = list(dict.fromkeys([*config.models, YARDSTICK]))
     models = {
         name: partial(build, name, freq=plan.freq, season=plan.season, horizon=plan.horizon,
-                      config=config)
-        for name in config.models
+                      config=config, progress=progress)
+        for name in names
     }  # fmt: skip
     cuts = bt.cutoffs(len(history), initial=plan.initial, period=plan.period,
                       horizon=plan.horizon, max_windows=config.max_windows)  # fmt: skip
@@ -99,15 +106,25 @@ def fit_series(
                              horizon=plan.horizon, cuts=cuts)  # fmt: skip
     scores = bt.summarise(result.frame, by=["model"])
     scores["seconds"] = scores["model"].map(result.seconds)
-    selected = bt.select(scores, config.select_by, config.models)
+    candidates = scores[scores["model"].isin(config.models)]
+    failures = dict(result.failures)
     start = time.perf_counter()
-    model = models[selected]().fit(history)
-    model.save(folder)
+    while True:
+        # Ties go to the simpler model: the order of ALL_MODELS, baselines first.
+        selected = bt.select(candidates, config.select_by, ALL_MODELS)
+        try:
+            model = models[selected]().fit(history)
+            break
+        except Exception as exc:  # recorded and reported, as in the backtest
+            failures[f"{selected} (final fit)"] = f"{type(exc).__name__}: {exc}"
+            logger.warning("%s: %s failed on the whole series: %s", series_id, selected, exc)
+            candidates = candidates[candidates["model"] != selected]
+    model.save(folder)  # before predicting: a saved Prophet serves from its stored forecast
     forecast = model.predict(plan.horizon).assign(series_id=series_id, model=selected)
     seconds = {**result.seconds, "final_fit": time.perf_counter() - start}
     return SeriesResult(series_id, folder.name, selected, result.frame,
                         scores.assign(series_id=series_id), forecast, seconds,
-                        result.failures)  # fmt: skip
+                        failures)  # fmt: skip
 
 
 def _init_worker() -> None:
@@ -128,7 +145,7 @@ def fit_all(data: SeriesData, out: Path, plan: Plan, config: ForecastConfig) -> 
     results: dict[str, SeriesResult] = {}
     if jobs == 1:
         for sid, folder in folders.items():
-            results[sid] = fit_series(sid, data.series(sid), folder, plan, config)
+            results[sid] = fit_series(sid, data.series(sid), folder, plan, config, progress=True)
             bar.update()
     else:
         # spawn, not fork: forking a process that has started torch's or OpenMP's threads can
@@ -205,7 +222,9 @@ def _write(
     scores.to_csv(out / "scores.csv", index=False)
     forecast.to_parquet(out / "forecast.parquet", index=False)
     selected = {r.series_id: r.selected for r in results}
-    metrics = summary_metrics(backtest, scores, selected, config.models)
+    names = list(dict.fromkeys([*config.models, YARDSTICK]))
+    metrics = summary_metrics(backtest, scores, selected, names)
+    bt.summarise(backtest, by=["model", "step"]).to_csv(out / "scores_by_step.csv", index=False)
     metrics["train_seconds"] = round(elapsed, 2)
     expectations(backtest, selected).to_csv(out / "expectations.csv", index=False)
     reference_profile(backtest, selected, seed=config.seed).save(out)

@@ -141,7 +141,12 @@ def render() -> None:
     )
     headline(manifest.metrics, predictor.level)
     st.subheader("Every model")
-    scores = pd.read_csv(predictor.path / "scores.csv", dtype={"series_id": str})
+    scores = pd.read_csv(
+        predictor.path / "scores.csv",
+        dtype={"series_id": str},
+        keep_default_na=False,
+        na_values=[""],
+    )  # a series may be "NA"
     table = models_frame(manifest.metrics, scores, predictor.selected)
     st.dataframe(styled_models(table), hide_index=True, width="stretch")
     st.caption(

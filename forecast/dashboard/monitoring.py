@@ -139,7 +139,9 @@ def render() -> None:
                                 help="The latest by default.")  # fmt: skip
     run_dir = folder / "runs" / run_id
     stream = pd.read_parquet(run_dir / STREAM)
-    table = pd.read_csv(run_dir / SERIES, dtype={"series_id": str})
+    table = pd.read_csv(
+        run_dir / SERIES, dtype={"series_id": str}, keep_default_na=False, na_values=[""]
+    )  # a series may be called "NA"
     ids = table["series_id"].tolist()
     worst = ids[int(table["cusum"].to_numpy().argmax())] if ids else None
     series_id = pick_series.selectbox(

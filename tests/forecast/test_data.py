@@ -211,17 +211,20 @@ def test_infinite_values_are_refused() -> None:
 def test_missing_values_inside_a_series_are_interpolated_and_counted() -> None:
     frame = daily(6).astype({"y": object})
     frame["y"] = [0.0, None, "", 3.0, np.nan, 5.0]  # blank text and NaN alike
-    data = clean(frame)
+    with pytest.warns(DataQualityWarning, match="interpolated 3 missing points"):
+        data = prepare(frame)
     assert data.series(DEFAULT_ID)["y"].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
     assert data.fixes[DEFAULT_ID]["filled"] == 3
 
 
 def test_missing_values_at_the_ends_are_trimmed() -> None:
     frame = daily(6).assign(y=[np.nan, 1.0, 2.0, np.nan, 4.0, np.nan])
-    series = clean(frame).series(DEFAULT_ID)
+    with pytest.warns(DataQualityWarning, match="interpolated 1 missing points"):
+        data = prepare(frame)
+    series = data.series(DEFAULT_ID)
     assert series["ds"].iloc[0] == pd.Timestamp("2024-01-02")
     assert series["y"].tolist() == [1.0, 2.0, 3.0, 4.0]
-    assert clean(frame).fixes[DEFAULT_ID]["trimmed"] == 2
+    assert data.fixes[DEFAULT_ID]["trimmed"] == 2
 
 
 def test_a_series_without_any_value_is_refused() -> None:
@@ -231,15 +234,15 @@ def test_a_series_without_any_value_is_refused() -> None:
 
 
 # -- gaps -------------------------------------------------------------------------------------
-def test_missing_timestamps_are_filled_counted_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+def test_missing_timestamps_are_filled_counted_and_warned_about() -> None:
     frame = pd.concat([daily(10, sid="gappy").drop(index=[3, 4, 7]), daily(10, sid="full")])
-    with caplog.at_level(logging.INFO, logger="forecast.data"):
-        data = clean(frame, source="s.csv")
+    message = "s.csv: interpolated 3 missing points in 1 of 2 series"
+    with pytest.warns(DataQualityWarning, match=message):
+        data = prepare(frame, source="s.csv")
     gappy = data.series("gappy")
     assert len(gappy) == 10 and gappy["ds"].diff().iloc[1:].eq(pd.Timedelta(days=1)).all()
     assert gappy["y"].tolist() == list(map(float, range(10)))  # linear between neighbours
     assert data.fixes["gappy"]["filled"] == 3 and data.fixes["full"]["filled"] == 0
-    assert "s.csv: interpolated 3 missing points in 1 of 2 series" in caplog.text
 
 
 def test_nothing_is_logged_when_nothing_is_filled(caplog: pytest.LogCaptureFixture) -> None:
@@ -325,7 +328,8 @@ def test_frequency_is_inferred(dates: pd.DatetimeIndex, expected: str) -> None:
     shuffled = pd.Series(dates).drop(index=[3, 7]).sample(frac=1.0, random_state=0)
     assert infer_freq(shuffled) == expected
     frame = pd.DataFrame({"ds": dates.astype(str), "y": 1.0}).drop(index=[3, 7])
-    data = clean(frame)
+    with pytest.warns(DataQualityWarning, match="interpolated 2 missing points"):
+        data = prepare(frame)
     assert data.freq == expected and data.fixes[DEFAULT_ID]["filled"] == 2
     assert data.series(DEFAULT_ID)["ds"].tolist() == list(dates)
 
@@ -395,4 +399,21 @@ def test_too_short_series_are_named_with_length_and_minimum() -> None:
 
 def test_length_counts_after_filling() -> None:
     frame = daily(10).drop(index=[2, 3, 4, 5])  # 6 rows spanning 10 days
-    assert len(clean(frame, min_length=10).series(DEFAULT_ID)) == 10
+    with pytest.warns(DataQualityWarning, match="interpolated 4 missing points"):
+        assert len(prepare(frame, min_length=10).series(DEFAULT_ID)) == 10
+
+
+def test_series_named_like_missing_values_keep_their_names(tmp_path) -> None:
+    path = tmp_path / "names.csv"
+    path.write_text("series_id,ds,y\nNA,2024-01-01,1\nNA,2024-01-02,NA\nNA,2024-01-03,3\n"
+                    "null,2024-01-01,2\nnull,2024-01-02,2\nnull,2024-01-03,2\n")  # fmt: skip
+    data = load(path)
+    assert data.ids == ["NA", "null"]
+    assert data.fixes["NA"]["filled"] == 1  # a y of "NA" is still a missing value
+
+
+@pytest.mark.parametrize(("dates", "freq"), [(["2024-01-02", "2024-01-03"], "W-SUN"),
+                                             (["2024-01-15"], "MS")])  # fmt: skip
+def test_dates_with_no_grid_point_between_them_are_off_the_grid(dates, freq) -> None:
+    with pytest.raises(DataError, match=f"not on a {freq} date"):
+        prepare(pd.DataFrame({"ds": dates, "y": 1.0}), freq=freq)

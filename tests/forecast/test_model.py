@@ -57,11 +57,20 @@ def test_extend_interpolates_a_gap_and_leaves_empty_history_alone() -> None:
     assert extend(known, pd.DataFrame({"ds": [], "y": []}), "D") is known
 
 
-def test_extend_can_start_earlier_than_the_series() -> None:
-    merged = extend(
-        daily(np.array([5.0, 6.0])), daily(np.array([3.0]), START - pd.Timedelta("1D")), "D"
-    )
-    assert list(merged["y"]) == [3.0, 5.0, 6.0]
+def test_extend_refuses_points_before_the_series_or_far_after_it() -> None:
+    known = daily(np.array([5.0, 6.0]))
+    with pytest.raises(HistoryError, match="outside the series' span"):
+        extend(known, daily(np.array([3.0]), START - pd.Timedelta("1D")), "D")
+    with pytest.raises(HistoryError, match="outside the series' span"):
+        extend(known, daily(np.array([3.0]), START + pd.Timedelta(days=20_000)), "D")
+
+
+def test_extend_reads_zoned_timestamps_as_utc() -> None:
+    known = daily(np.array([5.0, 6.0]))
+    nine_in_tokyo = (START + pd.Timedelta("2D") + pd.Timedelta("9h")).tz_localize("Asia/Tokyo")
+    merged = extend(known, pd.DataFrame({"ds": [nine_in_tokyo], "y": [7.0]}), "D")
+    assert merged["ds"].iloc[-1] == START + pd.Timedelta("2D")  # midnight UTC
+    assert merged["y"].tolist() == [5.0, 6.0, 7.0]
 
 
 def test_extend_rejects_points_off_the_grid_and_non_numbers() -> None:

@@ -72,6 +72,21 @@ def test_history_moves_the_forecast_on(
     assert first == recent["ds"].iloc[-1] + pd.Timedelta(days=1)
 
 
+def test_zoned_history_is_read_as_utc_like_training(
+    client: TestClient, forecast_predictor: ForecastPredictor
+) -> None:
+    sid = forecast_predictor.ids[0]
+    end = forecast_predictor.models[sid].history_["ds"].iloc[-1] + pd.Timedelta(days=1)
+    naive = {"ds": end.isoformat(), "y": 500.0}
+    zoned = {"ds": (end.tz_localize("UTC").tz_convert("Europe/Paris")).isoformat(), "y": 500.0}
+    answers = [
+        client.post("/predict", json={"series_id": sid, "horizon": 2, "history": [point]})
+        for point in (naive, zoned)
+    ]
+    assert [a.status_code for a in answers] == [200, 200]
+    assert answers[0].json() == answers[1].json()
+
+
 def test_a_batch_and_invocations_answer_in_order(
     client: TestClient, forecast_predictor: ForecastPredictor
 ) -> None:
@@ -93,6 +108,10 @@ BAD: list[tuple[Any, int, str]] = [
     ({"series_id": "store_01", "history": [{"ds": "2030-01-01T12:00:00", "y": 1}]}, 422,
      "not on the series' D grid"),
     ({"series_id": "store_01", "history": [{"ds": "2030-01-01", "y": "abc"}]}, 422, "y"),
+    ({"series_id": "store_01", "history": [{"ds": "1990-01-01", "y": 1}]}, 422,
+     "outside the series' span"),
+    ({"series_id": "store_01", "history": [{"ds": "2200-01-01", "y": 1}]}, 422,
+     "outside the series' span"),
     ({"series_id": "store_01", "colour": "blue"}, 422, "colour"),
     ([{"series_id": "store_01"}, {"series_id": "nope"}], 422, "[1].series_id"),
 ]  # fmt: skip

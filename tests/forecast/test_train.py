@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -103,3 +104,47 @@ def test_make_train_forecast_on_the_built_in_series(tmp_path: Path) -> None:
     assert metrics["selected"]["relative_mase"] < 0.9
     for name in ("ets", "prophet", "lstm"):
         assert 0.5 < metrics[name]["coverage"] <= 1.0, (name, metrics[name])
+
+
+def test_seasonal_naive_is_always_the_yardstick(forecast_files, tmp_path: Path) -> None:
+    config = ForecastConfig(horizon=HORIZON, models=("naive", "ets"), n_jobs=1, max_windows=1)
+    path = run(forecast_files.train, config, Settings(artifacts_root=tmp_path, tracking=False))
+    manifest = read_manifest(path)
+    metrics = manifest.metrics["backtest"]
+    assert list(metrics) == ["naive", "ets", "seasonal_naive", "selected"]
+    assert 0 < metrics["selected"]["relative_mase"] < 10
+    assert {s["model"] for s in manifest.extra["series"]} <= {"naive", "ets"}
+    steps = pd.read_csv(path / "scores_by_step.csv")
+    assert set(steps["step"]) == set(range(1, HORIZON + 1)) and len(steps) == 3 * HORIZON
+
+
+def test_a_model_failing_on_the_whole_series_gives_way_to_the_next(
+    forecast_files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The backtest's winner raises on the full series: the runner-up is saved instead, and
+    the failure is recorded."""
+    from forecast import train as train_module
+    from forecast.baselines import SeasonalNaive
+    from forecast.data import load as load_series
+
+    class FailsOnEverything(SeasonalNaive):
+        def _fit(self, history: pd.DataFrame) -> None:
+            if len(history) >= 200:
+                raise np.linalg.LinAlgError("singular matrix on the whole series")
+            super()._fit(history)
+
+    real_build = train_module.build
+
+    def build(name: str, **options):
+        if name == "seasonal_naive":
+            return FailsOnEverything(options["freq"], options["season"])
+        return real_build(name, **options)
+
+    monkeypatch.setattr(train_module, "build", build)
+    history = load_series(forecast_files.train).series("store_01")
+    plan = train_module.Plan("D", 7, 7, 30, 7)
+    config = ForecastConfig(models=("naive", "seasonal_naive"), n_jobs=1)
+    result = train_module.fit_series("store_01", history, tmp_path / "m", plan, config)
+    assert result.selected == "naive"
+    assert "singular matrix" in result.failures["seasonal_naive (final fit)"]
+    assert (tmp_path / "m" / "forecaster.json").is_file()
