@@ -17,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import importlib
+import importlib.metadata
 import json
 import os
 import platform
@@ -115,6 +116,14 @@ def package_versions(modules: Iterable[str]) -> dict[str, str]:
     """Versions of the given importable modules, plus Python's, for the manifest."""
     versions = {"python": platform.python_version()}
     for name in modules:
+        # The installed distribution's metadata first: no import (torch takes seconds, Prophet
+        # logs an error without plotly); then the module itself, for a module whose
+        # distribution has another name (sklearn is scikit-learn's).
+        try:
+            versions[name] = importlib.metadata.version(name)
+            continue
+        except importlib.metadata.PackageNotFoundError:
+            pass
         try:
             versions[name] = str(importlib.import_module(name).__version__)
         except (ImportError, AttributeError):

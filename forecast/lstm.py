@@ -210,7 +210,9 @@ class LSTMForecaster(Forecaster):
         # the odd outlier in a real series does not dominate the gradient.
         loss_fn = nn.HuberLoss()
         best_loss, best_state, stale = math.inf, _copy(net), 0
-        for _ in tqdm(range(config.epochs), desc="lstm", leave=False, disable=not self.progress):
+        for _ in tqdm(
+            range(config.epochs), desc="lstm", leave=False, disable=None if self.progress else True
+        ):
             net.train()
             order = torch.randperm(n_train, generator=generator)[:MAX_EPOCH_WINDOWS]
             for batch in order.split(config.batch_size):
