@@ -199,15 +199,16 @@ dashboard-forecast: $(INSTALLED) ## Open the forecast dashboard on port FORECAST
 	fi; \
 	API_URL=$$api $(BIN)/streamlit run forecast/dashboard/app.py --server.headless true \
 	  --server.address 127.0.0.1 --server.port $(FORECAST_DASHBOARD_PORT)
-# The built-in series continued for 60 days past the training data, twice: as generated (no
-# alert), and with a level shift of 3 standard deviations from day 20 (alerts, exit 3). The
-# model must have been trained on FORECAST_DATA as generated (`make train-forecast`).
+# The built-in series continued for one horizon (30 days) past the training data, twice: as
+# generated (no alert), and with a level shift of 3 standard deviations from day 10 (alerts,
+# exit 3). The model must have been trained on FORECAST_DATA as generated (`make train-forecast`).
 monitor-forecast: $(INSTALLED) ## Monitor forecasts on a healthy stream of actuals (no alert) and a level-shifted one (alerts)
 	@rm -rf $(FORECAST_MONITOR_DATA)
 	@$(PY) -m forecast data --out $(FORECAST_MONITOR_DATA)/train.csv \
-	  --actuals $(FORECAST_MONITOR_DATA)/healthy.csv >/dev/null
+	  --actuals $(FORECAST_MONITOR_DATA)/healthy.csv --actual-periods 30 >/dev/null
 	@$(PY) -m forecast data --out $(FORECAST_MONITOR_DATA)/train.csv \
-	  --actuals $(FORECAST_MONITOR_DATA)/shifted.csv --shift 3 >/dev/null
+	  --actuals $(FORECAST_MONITOR_DATA)/shifted.csv --actual-periods 30 --shift 3 \
+	  --shift-after 10 >/dev/null
 	@cmp -s $(FORECAST_MONITOR_DATA)/train.csv $(FORECAST_DATA) || { echo "== $(FORECAST_DATA) \
 	is not the built-in series: the demo's actuals continue those (make data-forecast)"; exit 1; }
 	@echo "== actuals continuing the training data: expect no alert (exit 0)"

@@ -7,12 +7,14 @@ its training data, `horizon` steps at a time, each block conditioned on the actu
 Per series, against its selected model's backtest MAE:
 
 - `error.cusum`: a one-sided CUSUM of the error ratio r = |error| / expected MAE, clipped at
-  4, S = max(0, S + min(r, 4) - 1.5), at the latest point. Healthy errors (r about 1) pull S
-  back to 0; each period far above expectation adds at most 2.5, so S > 5 needs at least three
-  such periods in a row (or six at 2.5x): one outlier or holiday miss never fires it alone.
+  4, S = max(0, S + min(r, 4) - 2), at the latest point. Healthy errors (r about 1) pull S
+  back to 0, and so do errors somewhat above a backtest estimated on a few windows; each period
+  far above expectation adds at most 2, so S > 5 needs at least three such periods in a row
+  (or six at 3x): one outlier or holiday miss never fires it alone.
 - `level_shift.ratio`: |mean error| over the last season / expected MAE. Since |mean e| <=
   mean |e|, a healthy series stays near or below 1 even when errors are correlated (as
-  multi-step errors are); a level shift pushes it up by the shift's size in units of MAE.
+  multi-step errors are); a level shift pushes it up by the shift's size in units of MAE
+  (the rule: above 3).
 - `coverage.min`: the share of the last `horizon` actuals inside their intervals.
 - `data.stale_series`: series whose last actual is at least one period older than `--as-of`
   (default: the newest actual of any series): a point was due and did not come.
@@ -47,7 +49,7 @@ DEFAULT_RULES = Path(__file__).with_name("alerts.yaml")
 EXPECTATIONS_FILE = "expectations.csv"
 #: The CUSUM's slack (error ratios below it pull the statistic down) and the largest ratio one
 #: period may add: with S > 5 as the rule, a single wild point cannot fire it.
-CUSUM_SLACK = 1.5
+CUSUM_SLACK = 2.0
 CUSUM_CLIP = 4.0
 
 

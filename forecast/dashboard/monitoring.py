@@ -35,7 +35,7 @@ COMMAND = "python -m forecast monitor --actuals PATH"
 STREAM, SERIES = "stream.parquet", "series.csv"
 #: The shipped rules' thresholds, used only where the rules file has no rule on the metric.
 CUSUM_METRIC, SHIFT_METRIC = "error.cusum", "level_shift.ratio"
-DEFAULT_CUSUM, DEFAULT_SHIFT = 5.0, 2.0
+DEFAULT_CUSUM, DEFAULT_SHIFT = 5.0, 3.0
 LINES = ["actual", "forecast"]
 COLOURS = ["#333333", "#4c78a8"]
 
