@@ -143,7 +143,8 @@ def test_unknown_series_is_a_user_error_and_a_key_error() -> None:
 
 def test_summary_reports_frequency_series_lengths_dates_and_fixes() -> None:
     frame = pd.concat([daily(10, sid="a"), daily(6, sid="b").drop(index=[2, 3])])
-    text = prepare(frame).summary()
+    with pytest.warns(DataQualityWarning, match="interpolated 2 missing points"):
+        text = prepare(frame).summary()
     assert "frequency: D (daily)" in text
     assert "series: 2 ('a', 'b')" in text
     assert "length: 6 to 10 points" in text
@@ -407,7 +408,8 @@ def test_series_named_like_missing_values_keep_their_names(tmp_path) -> None:
     path = tmp_path / "names.csv"
     path.write_text("series_id,ds,y\nNA,2024-01-01,1\nNA,2024-01-02,NA\nNA,2024-01-03,3\n"
                     "null,2024-01-01,2\nnull,2024-01-02,2\nnull,2024-01-03,2\n")  # fmt: skip
-    data = load(path)
+    with pytest.warns(DataQualityWarning, match="interpolated 1 missing points"):
+        data = load(path)
     assert data.ids == ["NA", "null"]
     assert data.fixes["NA"]["filled"] == 1  # a y of "NA" is still a missing value
 

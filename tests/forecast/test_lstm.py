@@ -4,6 +4,8 @@ the windows (training, early stopping, calibration) with no leakage between them
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -103,11 +105,16 @@ def test_a_dict_config_is_validated() -> None:
         LSTMForecaster("D", 7, config={"epochs": 0}, horizon=7).params()
 
 
-def test_progress_bar_is_optional_and_not_saved(capsys: pytest.CaptureFixture[str]) -> None:
+def test_progress_bar_is_optional_and_not_saved(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     model = LSTMForecaster("D", 7, config=FAST.model_copy(update={"epochs": 2}), horizon=7)
     model.progress = True
     model.fit(daily(seasonal_series(80)))
-    assert "lstm" in capsys.readouterr().err  # tqdm's bar, on stderr
+    assert capsys.readouterr().err == ""  # not on a terminal: no bar in logs and CI output
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    model.fit(daily(seasonal_series(80)))
+    assert "lstm" in capsys.readouterr().err  # on a terminal: tqdm's bar, on stderr
     assert "progress" not in model.params()
     LSTMForecaster("D", 7, config=FAST, horizon=7).fit(daily(seasonal_series(80)))
     assert capsys.readouterr().err == ""
