@@ -237,5 +237,6 @@ bench-monitor-churn: $(INSTALLED) ## Benchmark churn monitoring: false alarms, d
 
 bench-vision: $(INSTALLED) ## Benchmark vision: training images/s, eager vs ONNX latency, API vs in-process
 	$(PY) -m benchmarks.vision
-bench-forecast: $(INSTALLED) ## Benchmark forecast: MASE per model, fit/backtest time, 100 series end to end, API p50
+bench-forecast: $(INSTALLED) ## Benchmark forecast: MASE per model, fit/backtest time, 100 series, API p50, monitoring
 	$(PY) -m benchmarks.forecast
+	$(PY) -m benchmarks.monitor_forecast
