@@ -76,7 +76,7 @@ demo: install ## Train every project on its built-in data and print where the re
 	  echo "vision plots:        $$vision/plots/" && \
 	  echo "forecast model card: $$forecast/model_card.md" && \
 	  echo "forecast plots:      $$forecast/plots/" && \
-	  echo "experiments:       make mlflow-ui, then http://127.0.0.1:5000"
+	  echo "experiments:         make mlflow-ui, then http://127.0.0.1:5000"
 
 # pytest exits 5 when it collects no test (an optional group, e.g. PYTEST_ARGS="-m browser",
 # on a machine without its tool); that is not a failure, so it is reported and passed.
