@@ -237,3 +237,32 @@ def api_in_thread(predictor_cls: type, model_dir: Path) -> Iterator[str]:
 def serve_in_thread() -> Callable[[type, Path], AbstractContextManager[str]]:
     """`with serve_in_thread(PredictorClass, model_dir) as url:` (see `api_in_thread`)."""
     return api_in_thread
+
+
+# -- dashboards' AppTests: the model a page shows, in-process or through the API ---------------
+# Each project's dashboard tests define `dashboard_model`, the predictor class and the session's
+# artifact; these fixtures point the dashboard at it.
+
+
+@pytest.fixture
+def model_dir(dashboard_model: tuple[type, Path], monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The dashboard shows the session's model and predicts in-process."""
+    _, artifact = dashboard_model
+    monkeypatch.setenv("MODEL_DIR", str(artifact))
+    monkeypatch.delenv("API_URL", raising=False)
+    return artifact
+
+
+@pytest.fixture(scope="module")
+def dashboard_api(dashboard_model: tuple[type, Path], serve_in_thread) -> Iterator[str]:
+    """The project's API serving the session's model from a thread; its base URL."""
+    predictor_cls, artifact = dashboard_model
+    with serve_in_thread(predictor_cls, artifact) as url:
+        yield url
+
+
+@pytest.fixture
+def via_api(model_dir: Path, dashboard_api: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The dashboard asks the project's API for its predictions."""
+    monkeypatch.setenv("API_URL", dashboard_api)
+    return dashboard_api

@@ -10,7 +10,6 @@ checked directly.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -34,26 +33,10 @@ TIMEOUT_S = 60
 PAGES = ["report.py", "what_if.py", "batch.py", "threshold.py"]
 
 
-@pytest.fixture
-def model_dir(trained_artifact: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The dashboard shows the session's model and predicts in-process."""
-    monkeypatch.setenv("MODEL_DIR", str(trained_artifact))
-    monkeypatch.delenv("API_URL", raising=False)
-    return trained_artifact
-
-
 @pytest.fixture(scope="module")
-def churn_api(trained_artifact: Path, serve_in_thread) -> Iterator[str]:
-    """The churn API serving the session's model from a thread; its base URL."""
-    with serve_in_thread(ChurnPredictor, trained_artifact) as url:
-        yield url
-
-
-@pytest.fixture
-def via_api(model_dir: Path, churn_api: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The dashboard asks the churn API for its predictions."""
-    monkeypatch.setenv("API_URL", churn_api)
-    return churn_api
+def dashboard_model(trained_artifact: Path) -> tuple[type, Path]:
+    """What `model_dir`, `dashboard_api` and `via_api` (tests/conftest.py) show and serve."""
+    return ChurnPredictor, trained_artifact
 
 
 @pytest.fixture(scope="module")

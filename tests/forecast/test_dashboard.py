@@ -11,7 +11,6 @@ pages are checked directly.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -37,26 +36,10 @@ MODELS = ["naive", "seasonal_naive", "ets"]  # the session artifact's (tests/for
 FORECAST_COLUMNS = ["ds", "yhat", "yhat_lower", "yhat_upper"]
 
 
-@pytest.fixture
-def model_dir(forecast_artifact: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The dashboard shows the session's model and forecasts in-process."""
-    monkeypatch.setenv("MODEL_DIR", str(forecast_artifact))
-    monkeypatch.delenv("API_URL", raising=False)
-    return forecast_artifact
-
-
 @pytest.fixture(scope="module")
-def forecast_api(forecast_artifact: Path, serve_in_thread) -> Iterator[str]:
-    """The forecast API serving the session's model from a thread; its base URL."""
-    with serve_in_thread(ForecastPredictor, forecast_artifact) as url:
-        yield url
-
-
-@pytest.fixture
-def via_api(model_dir: Path, forecast_api: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The dashboard asks the forecast API for its forecasts."""
-    monkeypatch.setenv("API_URL", forecast_api)
-    return forecast_api
+def dashboard_model(forecast_artifact: Path) -> tuple[type, Path]:
+    """What `model_dir`, `dashboard_api` and `via_api` (tests/conftest.py) show and serve."""
+    return ForecastPredictor, forecast_artifact
 
 
 @pytest.fixture
@@ -398,13 +381,13 @@ def test_monitoring_says_how_to_start_when_nothing_was_monitored(
 
 
 def test_alert_thresholds_come_from_the_rules_file(tmp_path: Path) -> None:
-    assert monitoring.alert_thresholds() == monitoring.Thresholds(cusum=5.0, shift_ratio=2.0)
+    assert monitoring.alert_thresholds() == monitoring.Thresholds(cusum=5.0, shift_ratio=3.0)
     rules = tmp_path / "rules.yaml"
     rules.write_text(
         "rules:\n  - {name: cusum, metric: error.cusum, above: 8}\n"
         "  - {name: cover, metric: coverage.min, below: 0.4}\n"
     )
-    assert monitoring.alert_thresholds(rules) == monitoring.Thresholds(8.0, 2.0)
+    assert monitoring.alert_thresholds(rules) == monitoring.Thresholds(8.0, 3.0)
     rules.write_text("rules: [oops")
     with pytest.raises(UserError, match="not valid YAML"):
         monitoring.alert_thresholds(rules)

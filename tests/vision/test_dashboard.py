@@ -15,7 +15,6 @@ import base64
 import io
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,26 +50,10 @@ def shape_png(shape: str = "square", size: int = 64, seed: int = 11) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.fixture
-def model_dir(vision_artifact: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The dashboard shows the session's model and predicts in-process."""
-    monkeypatch.setenv("MODEL_DIR", str(vision_artifact))
-    monkeypatch.delenv("API_URL", raising=False)
-    return vision_artifact
-
-
 @pytest.fixture(scope="module")
-def vision_api(vision_artifact: Path, serve_in_thread) -> Iterator[str]:
-    """The vision API serving the session's model from a thread; its base URL."""
-    with serve_in_thread(VisionPredictor, vision_artifact) as url:
-        yield url
-
-
-@pytest.fixture
-def via_api(model_dir: Path, vision_api: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The dashboard asks the vision API for its predictions."""
-    monkeypatch.setenv("API_URL", vision_api)
-    return vision_api
+def dashboard_model(vision_artifact: Path) -> tuple[type, Path]:
+    """What `model_dir`, `dashboard_api` and `via_api` (tests/conftest.py) show and serve."""
+    return VisionPredictor, vision_artifact
 
 
 def open_page(page: str | None = None) -> AppTest:
@@ -204,14 +187,14 @@ def test_predict_with_an_unreachable_api_shows_an_error(
 
 
 def test_post_files_sends_the_options_as_form_fields(
-    vision_api: str, vision_predictor: VisionPredictor
+    dashboard_api: str, vision_predictor: VisionPredictor
 ) -> None:
     data = shape_png("square")
     one = {"file": ("a.png", data, "image/png")}
-    answer = post_files(vision_api, "/predict", one, {"top_k": 1, "gradcam": False})
+    answer = post_files(dashboard_api, "/predict", one, {"top_k": 1, "gradcam": False})
     assert len(answer["top_k"]) == 1 and answer["gradcam_png"] is None
     several = post_files(
-        vision_api,
+        dashboard_api,
         "/predict",
         [("files", ("a.png", data, "image/png")), ("files", ("b.png", data, "image/png"))],
         {"top_k": 2, "gradcam": None},  # None: left out, so the API's default (no Grad-CAM)
@@ -219,13 +202,13 @@ def test_post_files_sends_the_options_as_form_fields(
     assert [len(a["top_k"]) for a in several] == [2, 2]
     assert several[0]["gradcam_png"] is None
     with pytest.raises(ApiCallError, match="no such endpoint"):
-        post_files(vision_api, "/nowhere", one)
+        post_files(dashboard_api, "/nowhere", one)
 
 
-def test_the_prediction_functions(vision_api: str, vision_predictor: VisionPredictor) -> None:
+def test_the_prediction_functions(dashboard_api: str, vision_predictor: VisionPredictor) -> None:
     data = shape_png("triangle")
     local = predict.predict_in_process(vision_predictor, data, top_k=2, gradcam=True)
-    remote = predict.predict_with_api(vision_api, data, "t.png", top_k=2, gradcam=True)
+    remote = predict.predict_with_api(dashboard_api, data, "t.png", top_k=2, gradcam=True)
     assert remote.label == local.label and len(remote.top_k) == len(local.top_k) == 2
     assert remote.confidence == pytest.approx(local.confidence, abs=1e-4)
     overlay = Image.open(io.BytesIO(base64.b64decode(remote.gradcam_png)))
@@ -233,7 +216,7 @@ def test_the_prediction_functions(vision_api: str, vision_predictor: VisionPredi
     with pytest.raises(InputError, match="empty file"):
         predict.predict_in_process(vision_predictor, b"")
     with pytest.raises(ApiCallError, match="not an image"):
-        predict.predict_with_api(vision_api, b"text", "t.png")
+        predict.predict_with_api(dashboard_api, b"text", "t.png")
 
 
 def test_examples_are_the_models_shapes_drawn_the_same_every_time() -> None:
