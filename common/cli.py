@@ -7,6 +7,7 @@ it; progress, warnings and errors go to stderr.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from collections.abc import Iterator
@@ -60,8 +61,43 @@ def _describe(error: Any) -> str:
     return text
 
 
-def serve(predictor_cls: type[Predictor], model: str | None, host: str | None,
-          port: int | None) -> None:  # fmt: skip
+def project_app(doc: str | None) -> typer.Typer:
+    """A project's command line: its commands are added to this, which already takes what
+    every command shares (`--verbose`)."""
+    app = typer.Typer(
+        help=doc, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
+    )
+
+    @app.callback()
+    def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+        setup_logging(verbose)
+
+    return app
+
+
+def add_serve_command(app: typer.Typer, predictor: str) -> None:
+    """Add the `serve` command, the same for every project; `predictor` ("module:Class") is
+    imported only when the command runs, so the rest of the CLI starts without its libraries."""
+
+    @app.command()
+    def serve(
+        model: str | None = typer.Option(
+            None,
+            help="Alias, version or artifact directory; default: MODEL_DIR, else the "
+            "production alias, else latest.",
+        ),
+        host: str | None = typer.Option(
+            None, help="Interface; default 127.0.0.1 (0.0.0.0 to expose)."
+        ),
+        port: int | None = typer.Option(None, help="Port; default SAGEMAKER_BIND_TO_PORT or 8080."),
+    ) -> None:
+        """Serve the model over HTTP (docs at /docs) until interrupted."""
+        module, name = predictor.split(":")
+        run_server(getattr(importlib.import_module(module), name), model, host, port)
+
+
+def run_server(predictor_cls: type[Predictor], model: str | None, host: str | None,
+               port: int | None) -> None:  # fmt: skip
     """What every project's `serve` command does: resolve the model now (an error naming what
     is missing beats a server that never becomes ready), then serve until interrupted."""
     from common.artifacts import ArtifactStore

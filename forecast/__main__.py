@@ -12,19 +12,11 @@ from pathlib import Path
 
 import typer
 
-from common.cli import finish_monitoring, setup_logging, user_errors
-from common.cli import serve as serve_model
+from common.cli import add_serve_command, finish_monitoring, project_app, user_errors
 from common.settings import get_settings
 
-app = typer.Typer(
-    help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
-)
+app = project_app(__doc__)
 logger = logging.getLogger("forecast")
-
-
-@app.callback()
-def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
-    setup_logging(verbose)
 
 
 @app.command()
@@ -127,20 +119,7 @@ def promote(
     typer.echo(f"{alias} -> {promoted.version} (MASE {skill:.1%} below seasonal naive)")
 
 
-@app.command()
-def serve(
-    model: str | None = typer.Option(
-        None,
-        help="Alias, version or artifact directory; default: MODEL_DIR, else the "
-        "production alias, else latest.",
-    ),
-    host: str | None = typer.Option(None, help="Interface; default 127.0.0.1 (0.0.0.0 to expose)."),
-    port: int | None = typer.Option(None, help="Port; default SAGEMAKER_BIND_TO_PORT or 8080."),
-) -> None:
-    """Serve the forecasts over HTTP (docs at /docs) until interrupted."""
-    from forecast.serve import ForecastPredictor
-
-    serve_model(ForecastPredictor, model, host, port)
+add_serve_command(app, "forecast.serve:ForecastPredictor")
 
 
 @app.command()

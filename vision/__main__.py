@@ -11,19 +11,11 @@ from pathlib import Path
 
 import typer
 
-from common.cli import finish_monitoring, setup_logging, user_errors
-from common.cli import serve as serve_model
+from common.cli import add_serve_command, finish_monitoring, project_app, user_errors
 from common.settings import get_settings
 
-app = typer.Typer(
-    help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
-)
+app = project_app(__doc__)
 logger = logging.getLogger("vision")
-
-
-@app.callback()
-def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
-    setup_logging(verbose)
 
 
 @app.command()
@@ -114,20 +106,7 @@ def promote(
     )
 
 
-@app.command()
-def serve(
-    model: str | None = typer.Option(
-        None,
-        help="Alias, version or artifact directory; default: MODEL_DIR, else the "
-        "production alias, else latest.",
-    ),
-    host: str | None = typer.Option(None, help="Interface; default 127.0.0.1 (0.0.0.0 to expose)."),
-    port: int | None = typer.Option(None, help="Port; default SAGEMAKER_BIND_TO_PORT or 8080."),
-) -> None:
-    """Serve the model over HTTP (docs at /docs) until interrupted."""
-    from vision.serve import VisionPredictor
-
-    serve_model(VisionPredictor, model, host, port)
+add_serve_command(app, "vision.serve:VisionPredictor")
 
 
 @app.command()

@@ -110,3 +110,17 @@ def test_setup_logging_sends_records_to_stderr(capsys: pytest.CaptureFixture[str
         logging.captureWarnings(False)
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
+
+
+def test_a_project_app_has_verbose_and_the_shared_serve_command(settings) -> None:
+    from common.cli import add_serve_command, project_app
+
+    project = project_app("A project.")
+    add_serve_command(project, "churn.serve:ChurnPredictor")
+    runner = CliRunner()
+    help_text = runner.invoke(project, ["serve", "--help"]).output
+    assert "--model" in help_text and "--host" in help_text and "--port" in help_text
+    # No model in the (empty) store: one message naming what is missing, exit 2, no server.
+    result = runner.invoke(project, ["--verbose", "serve"])
+    assert result.exit_code == EXIT_USER_ERROR
+    assert "churn" in result.stderr and "Traceback" not in result.output
