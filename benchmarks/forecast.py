@@ -20,7 +20,6 @@ Results go to benchmarks/results/forecast.json.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import statistics
@@ -33,9 +32,10 @@ from typing import Any
 
 import pandas as pd
 
-from benchmarks.measure import free_port, measure, on_cpu, pinned, save, wait_ready
+from benchmarks.measure import client_p50, free_port, measure, on_cpu, pinned, save, wait_ready
 
 ENV = {"MLP_TRACKING": "false", "MLP_SERVE_LOG_LEVEL": "warning"}
+JSON = "application/json"
 
 
 def train(data: Path, store: Path, *args: str) -> tuple[Path, float, float]:
@@ -81,23 +81,6 @@ def scale(workdir: Path, n_series: int) -> dict[str, Any]:
             "wall_s_per_series": round(wall / n_series, 2)}  # fmt: skip
 
 
-def client_p50(port: int, body: bytes, seconds: float) -> float:
-    connection = http.client.HTTPConnection("127.0.0.1", port)
-    samples: list[float] = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline or len(samples) < 50:
-        start = time.perf_counter()
-        connection.request("POST", "/predict", body=body,
-                           headers={"Content-Type": "application/json"})  # fmt: skip
-        response = connection.getresponse()
-        answer = response.read()
-        samples.append(time.perf_counter() - start)
-        if response.status != 200:
-            raise RuntimeError(f"/predict answered {response.status}: {answer[:300]!r}")
-    connection.close()
-    return round(statistics.median(samples[10:]) * 1e3, 3)
-
-
 def in_process_p50(artifact: Path, history: pd.DataFrame, repeats: int = 30) -> dict[str, float]:
     from forecast.serve import ForecastPredictor
 
@@ -139,8 +122,8 @@ def api(workdir: Path, seconds: float) -> dict[str, Any]:
                 plain = json.dumps({"horizon": 30}).encode()
                 conditioned = json.dumps({"horizon": 30, "history": history}).encode()
                 results[model] = {
-                    "api_p50_ms_stored": client_p50(port, plain, seconds),
-                    "api_p50_ms_with_history": client_p50(port, conditioned, seconds),
+                    "api_p50_ms_stored": client_p50(port, plain, JSON, seconds),
+                    "api_p50_ms_with_history": client_p50(port, conditioned, JSON, seconds),
                 }
         finally:
             server.terminate()

@@ -3,11 +3,13 @@ running a server under load (CPU pinning, free ports, readiness)."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import platform
 import shutil
 import socket
+import statistics
 import subprocess
 import time
 import urllib.request
@@ -105,3 +107,22 @@ def wait_ready(url: str, timeout: float = 60.0) -> None:
         except OSError:
             time.sleep(0.2)
     raise RuntimeError(f"{url} did not become ready in {timeout:.0f} s")
+
+
+def client_p50(port: int, body: bytes, content_type: str, seconds: float,
+               path: str = "/predict") -> float:  # fmt: skip
+    """p50 latency in ms of POSTing `body` over one keep-alive connection for `seconds` (at
+    least 50 requests; the first 10 are warm-up and left out). Anything but a 200 stops it."""
+    connection = http.client.HTTPConnection("127.0.0.1", port)
+    samples: list[float] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline or len(samples) < 50:
+        start = time.perf_counter()
+        connection.request("POST", path, body=body, headers={"Content-Type": content_type})
+        response = connection.getresponse()
+        answer = response.read()
+        samples.append(time.perf_counter() - start)
+        if response.status != 200:
+            raise RuntimeError(f"{path} answered {response.status}: {answer[:300]!r}")
+    connection.close()
+    return round(statistics.median(samples[10:]) * 1e3, 3)

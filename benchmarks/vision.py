@@ -22,7 +22,6 @@ Results go to benchmarks/results/vision.json.
 from __future__ import annotations
 
 import argparse
-import http.client
 import io
 import json
 import os
@@ -38,7 +37,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from benchmarks.measure import free_port, on_cpu, pinned, save, wait_ready
+from benchmarks.measure import client_p50, free_port, on_cpu, pinned, save, wait_ready
 
 BACKBONES = ("mobilenet_v3_small", "resnet18", "efficientnet_b0")
 
@@ -211,7 +210,7 @@ def api_vs_in_process(model: Path, jpeg: bytes, seconds: float, workdir: Path) -
                 ("raw_jpeg", jpeg, "image/jpeg"),
                 ("multipart", multipart, f"multipart/form-data; boundary={boundary}"),
             ):
-                results[name] = _client_p50(port, body, kind, seconds)
+                results[name] = client_p50(port, body, kind, seconds)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -223,22 +222,6 @@ def api_vs_in_process(model: Path, jpeg: bytes, seconds: float, workdir: Path) -
         "ratio_multipart_vs_decode_then_forward": round(results["multipart"] / base, 3),
         "goal_ratio": 1.3,
     }
-
-
-def _client_p50(port: int, body: bytes, kind: str, seconds: float) -> float:
-    connection = http.client.HTTPConnection("127.0.0.1", port)
-    samples: list[float] = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline or len(samples) < 50:
-        start = time.perf_counter()
-        connection.request("POST", "/predict", body=body, headers={"Content-Type": kind})
-        response = connection.getresponse()
-        answer = response.read()
-        samples.append(time.perf_counter() - start)
-        if response.status != 200:
-            raise RuntimeError(f"/predict answered {response.status}: {answer[:200]!r}")
-    connection.close()
-    return round(statistics.median(samples[10:]) * 1e3, 3)
 
 
 def main() -> None:
