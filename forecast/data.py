@@ -309,6 +309,13 @@ def load(
     return prepare(frame, freq=freq, duplicates=duplicates, min_length=min_length, source=str(path))
 
 
+def read_table_of_series(path: str | Path) -> pd.DataFrame:
+    """A CSV this project wrote with a `series_id` column (scores, expectations, a monitoring
+    run's series): ids stay text, and a series called "NA" or "null" keeps its name; only an
+    empty cell is missing."""
+    return pd.read_csv(path, dtype={"series_id": str}, keep_default_na=False, na_values=[""])
+
+
 def fingerprint(data: SeriesData) -> str:
     """A sha256 of the prepared series, the same whichever file format they came from."""
     return etl.fingerprint(data.frame)

@@ -41,7 +41,7 @@ from common.monitoring.profile import ReferenceProfile, build_profile
 from common.monitoring.run import MonitorResult, monitor_batch
 from common.monitoring.sinks import Sink
 from common.settings import Settings
-from forecast.data import load
+from forecast.data import load, read_table_of_series
 from forecast.serve import ForecastPredictor
 
 logger = logging.getLogger(__name__)
@@ -153,12 +153,7 @@ def monitor(
     unknown = sorted(set(data.ids) - set(predictor.ids))
     if unknown:
         raise UserError(f"{actuals}: series the model does not know: {', '.join(unknown[:5])}")
-    expected = pd.read_csv(
-        predictor.path / EXPECTATIONS_FILE,
-        dtype={"series_id": str},
-        keep_default_na=False,
-        na_values=[""],
-    )  # a series may be "NA"
+    expected = read_table_of_series(predictor.path / EXPECTATIONS_FILE)
     expected = expected.set_index("series_id")
     clock = pd.Timestamp(as_of) if as_of is not None else data.frame["ds"].max()
     season = int(predictor.manifest.extra["season"])

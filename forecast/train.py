@@ -174,7 +174,8 @@ def run(data_path: Path, config: ForecastConfig, settings: Settings) -> Path:
     data = load(data_path, freq=config.freq, duplicates=config.duplicates)
     plan = plan_for(config, data.freq)
     need = plan.initial + plan.horizon
-    short = {s: len(data.series(s)) for s in data.ids if len(data.series(s)) < need}
+    lengths = data.frame.groupby("series_id", sort=False).size()
+    short = lengths[lengths < need].to_dict()
     if short:
         examples = ", ".join(f"{s} ({n})" for s, n in list(short.items())[:5])
         raise UserError(

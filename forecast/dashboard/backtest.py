@@ -21,6 +21,7 @@ from pandas.io.formats.style import Styler
 
 from common.dashboard import plot_tabs, read_report
 from forecast.dashboard import forecast_predictor
+from forecast.data import read_table_of_series
 from forecast.evaluate import BASELINE
 
 #: Widget keys are "backtest.<name>".
@@ -141,12 +142,7 @@ def render() -> None:
     )
     headline(manifest.metrics, predictor.level)
     st.subheader("Every model")
-    scores = pd.read_csv(
-        predictor.path / "scores.csv",
-        dtype={"series_id": str},
-        keep_default_na=False,
-        na_values=[""],
-    )  # a series may be "NA"
+    scores = read_table_of_series(predictor.path / "scores.csv")
     table = models_frame(manifest.metrics, scores, predictor.selected)
     st.dataframe(styled_models(table), hide_index=True, width="stretch")
     st.caption(

@@ -27,6 +27,7 @@ from common.monitoring.page import render_monitoring
 from common.monitoring.run import load_runs
 from common.settings import get_settings
 from forecast.dashboard import when
+from forecast.data import read_table_of_series
 from forecast.monitor import DEFAULT_RULES
 
 #: Widget keys are "monitoring.<name>".
@@ -139,9 +140,7 @@ def render() -> None:
                                 help="The latest by default.")  # fmt: skip
     run_dir = folder / "runs" / run_id
     stream = pd.read_parquet(run_dir / STREAM)
-    table = pd.read_csv(
-        run_dir / SERIES, dtype={"series_id": str}, keep_default_na=False, na_values=[""]
-    )  # a series may be called "NA"
+    table = read_table_of_series(run_dir / SERIES)
     ids = table["series_id"].tolist()
     worst = ids[int(table["cusum"].to_numpy().argmax())] if ids else None
     series_id = pick_series.selectbox(
