@@ -41,28 +41,30 @@ def data(
 ) -> None:
     """Write the built-in series (trend, seasonalities, holidays, noise); print the file(s)."""
     from forecast.data import write_series
-    from forecast.frequency import FAMILIES, family
-    from forecast.synthetic import generate, inject_level_shift
+    from forecast.frequency import describe, family
+    from forecast.synthetic import DEFAULT_PERIODS, generate, inject_level_shift
 
+    if actuals and shift and shift_after >= actual_periods:  # before anything is written
+        raise typer.BadParameter(
+            f"--shift-after {shift_after} leaves no actual to shift "
+            f"(--actual-periods is {actual_periods})",
+            param_hint="--shift-after",
+        )
     with user_errors():
         out = out or get_settings().data_root / "forecast" / "daily.csv"
-        n = periods or generate(freq, n_series=1, seed=seed)["ds"].nunique()
-        extra = actual_periods if actuals else 0
-        frame = generate(freq, n_series=series, periods=n + extra, seed=seed)
-        dates = sorted(frame["ds"].unique())
-        typer.echo(write_series(frame[frame["ds"] <= dates[n - 1]], out))
+        n = periods or DEFAULT_PERIODS[family(freq)]
+        # One draw, cut in two: the actuals continue the training series exactly.
+        frame = generate(freq, n_series=series, periods=n + (actual_periods if actuals else 0),
+                         seed=seed)  # fmt: skip
+        cut = sorted(frame["ds"].unique())[n - 1]
+        typer.echo(write_series(frame[frame["ds"] <= cut], out))
         if actuals:
-            future = frame[frame["ds"] > dates[n - 1]]
-            if shift and shift_after >= actual_periods:
-                raise typer.BadParameter(
-                    f"--shift-after {shift_after} leaves no actual to shift "
-                    f"(--actual-periods is {actual_periods})",
-                    param_hint="--shift-after",
-                )
+            future = frame[frame["ds"] > cut]
             if shift:
-                future = inject_level_shift(future, at=dates[n + shift_after], size=shift)
+                at = sorted(future["ds"].unique())[shift_after]
+                future = inject_level_shift(future, at=at, size=shift)
             typer.echo(write_series(future, actuals))
-        logger.info("%d %s series of %d points", series, FAMILIES[family(freq)][2], n)
+        logger.info("%d %s series of %d points", series, describe(freq), n)
 
 
 @app.command()

@@ -105,3 +105,10 @@ def test_monitor_exit_codes(published: Path, forecast_files, settings) -> None:
 def test_monitor_on_a_missing_file_names_it(published: Path, tmp_path: Path, settings) -> None:
     result = invoke("monitor", "--actuals", tmp_path / "nope.csv")
     assert result.exit_code == 2 and "nope.csv" in result.stderr
+
+
+def test_data_refuses_a_shift_after_the_last_actual(tmp_path: Path, settings) -> None:
+    result = invoke("data", "--out", tmp_path / "a.csv", "--actuals", tmp_path / "b.csv",
+                    "--actual-periods", 5, "--shift", 2, "--shift-after", 5)  # fmt: skip
+    assert result.exit_code == 2 and "--shift-after" in result.output
+    assert not (tmp_path / "a.csv").exists()  # nothing written
