@@ -47,6 +47,9 @@ class Predictor(ABC, Generic[InputT, OutputT]):
     #: Most records one request may carry, when the model needs a tighter bound than the
     #: service's `max_batch_rows` (a batch of images costs far more memory than one of rows).
     max_batch: ClassVar[int | None] = None
+    #: Whether concurrent small `/predict` requests may share one `predict_batch` call
+    #: (common/serving/batching.py): worth it where a call's fixed cost outweighs a row's.
+    coalesce_requests: ClassVar[bool] = False
 
     def __init__(self, path: Path, manifest: Manifest) -> None:
         self.path = path
@@ -124,6 +127,7 @@ class TabularPredictor(Predictor[InputT, OutputT]):
     input_schema: ClassVar[TableSchema]
     #: The flat output columns `predict_table` returns, name -> int, float, bool or string.
     output_columns: ClassVar[dict[str, str]]
+    coalesce_requests: ClassVar[bool] = True
 
     def metadata(self) -> dict[str, Any]:
         return {**super().metadata(), "output_columns": dict(self.output_columns)}

@@ -5,7 +5,8 @@ request and response models generated from the Predictor's, so they show in the 
 schema with examples. Small batches are predicted on the event loop (a thread hop costs more
 than the ~0.1 ms prediction); large ones in a worker thread so that probes are answered
 meanwhile. (FastAPI parses and validates a `/predict` body on the loop; big batches belong on
-`/invocations`, which does all its work off the loop.)
+`/invocations`, which does all its work off the loop.) Where the Predictor allows it, small
+requests that arrive together share one model call (batching.py).
 
 This module does not use `from __future__ import annotations`: FastAPI reads the endpoint
 annotations, which here are types built at run time from the Predictor class.
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapt
 
 from common.predictor import MediaPredictor, Predictor
 from common.serving.app import current_predictor
+from common.serving.batching import MAX_MERGED_ROWS, RequestCoalescer
 from common.serving.codecs import JSON, require_content_type
 from common.serving.errors import ErrorBody
 
@@ -119,6 +121,8 @@ def add_routes(app: FastAPI, predictor_cls: type[Predictor], settings: Any) -> N
             "a batch": {"summary": "A batch, answered in order", "value": examples},
         }
     one_out, many_out = TypeAdapter(Output), TypeAdapter(list[Output])
+    coalescer = RequestCoalescer() if predictor_cls.coalesce_requests else None
+    app.state.coalescer = coalescer
 
     @app.get("/health", response_model=Health, tags=["probes"])
     async def health() -> Health:
@@ -165,7 +169,10 @@ def add_routes(app: FastAPI, predictor_cls: type[Predictor], settings: Any) -> N
     ) -> Response:
         """One JSON object gets one prediction; a list gets a list, in the same order."""
         batch = records if isinstance(records, list) else [records]
-        outputs = await predict_off_loop(lambda: predictor.predict_batch(batch), len(batch))
+        if coalescer is not None and len(batch) <= MAX_MERGED_ROWS:
+            outputs = await coalescer.predict(predictor, batch)
+        else:
+            outputs = await predict_off_loop(lambda: predictor.predict_batch(batch), len(batch))
         request.app.state.metrics.record_predictions(
             "/predict", scores_of(predictor, outputs), len(outputs),
             predictor.monitoring_inputs(batch, outputs),
