@@ -6,7 +6,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 UV_VERSION ?= 0.13.9
 # Which extras `make install` puts in the venv; later projects add theirs here.
-EXTRAS ?= churn,vision,forecast,serve,dashboard,dev
+EXTRAS ?= churn,vision,forecast,serve,dashboard,dev,deploy
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 # uv does not read pip's configuration, so a machine-wide find-links (e.g. a local CPU-only
@@ -47,7 +47,9 @@ FORECAST_DASHBOARD_PORT ?= 8503
         evaluate-churn promote-churn serve-churn dashboard-churn monitor-churn mlflow-ui clean \
         bench-churn bench-serve-churn bench-monitor-churn data-vision train-vision promote-vision \
         serve-vision dashboard-vision monitor-vision bench-vision data-forecast train-forecast \
-        promote-forecast serve-forecast dashboard-forecast monitor-forecast bench-forecast
+        promote-forecast serve-forecast dashboard-forecast monitor-forecast bench-forecast \
+        bench-containers docker-build-churn docker-build-vision docker-build-forecast \
+        docker-run-churn docker-run-vision docker-run-forecast compose-up compose-down
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -240,3 +242,54 @@ bench-vision: $(INSTALLED) ## Benchmark vision: training images/s, eager vs ONNX
 bench-forecast: $(INSTALLED) ## Benchmark forecast: MASE per model, fit/backtest time, 100 series, API p50, monitoring
 	$(PY) -m benchmarks.forecast
 	$(PY) -m benchmarks.monitor_forecast
+bench-containers: $(INSTALLED) ## Build and start each API image: build time, image size, cold start to /ping
+	CONTAINER_ENGINE=$(CONTAINER_ENGINE) $(PY) -m benchmarks.containers
+
+# Containers (docker/). The engine is `docker` unless CONTAINER_ENGINE=podman.
+CONTAINER_ENGINE ?= docker
+# The model docker-build-<service> bakes in: MODEL (an artifact directory, alias or version),
+# else the store's production model, else its latest. MODEL=none bakes none: mount one at
+# /opt/ml/model when running the image.
+MODEL ?=
+# Extra `build` options, e.g. --build-arg TORCH_INDEX_URL= for PyPI's torch in the vision and
+# forecast images (the default is PyTorch's CPU-only index).
+DOCKER_BUILD_ARGS ?=
+SERVICES := churn vision forecast
+API_PORT_churn := $(CHURN_PORT)
+API_PORT_vision := $(VISION_PORT)
+API_PORT_forecast := $(FORECAST_PORT)
+# Where an API's model is on this machine (see MODEL).
+model_of = $(PY) -m common.deploy path $(1) $(if $(filter-out none,$(MODEL)),$(MODEL))
+
+docker-build-churn: ## Build the churn API image, model baked in (MODEL=..., CONTAINER_ENGINE=podman)
+docker-build-vision: ## Build the vision API image, model baked in (MODEL=..., CONTAINER_ENGINE=podman)
+docker-build-forecast: ## Build the forecast API image, model baked in (MODEL=..., CONTAINER_ENGINE=podman)
+$(addprefix docker-build-,$(SERVICES)): docker-build-%: $(INSTALLED)
+	@rm -rf build/model && mkdir -p build
+	@if [ "$(MODEL)" != none ]; then \
+	  model=$$($(call model_of,$*)) && cp -rL "$$model" build/model && echo "model: $$model"; \
+	fi
+	$(CONTAINER_ENGINE) build -f docker/$*.Dockerfile -t ml-portfolio/$*-api:latest \
+	  $$([ -d build/model ] && echo --build-arg MODEL=build/model) $(DOCKER_BUILD_ARGS) .
+	@rm -rf build/model
+
+docker-run-churn: ## Run the churn API image as SageMaker would (`serve`) on 127.0.0.1:CHURN_PORT
+docker-run-vision: ## Run the vision API image as SageMaker would (`serve`) on 127.0.0.1:VISION_PORT
+docker-run-forecast: ## Run the forecast API image as SageMaker would (`serve`) on 127.0.0.1:FORECAST_PORT
+$(addprefix docker-run-,$(SERVICES)): docker-run-%:
+	$(CONTAINER_ENGINE) run --rm -p 127.0.0.1:$(API_PORT_$*):8080 ml-portfolio/$*-api:latest serve
+
+# compose mounts each project's serving model (see MODEL) and the artifact store.
+COMPOSE = CHURN_MODEL_DIR=$$($(call model_of,churn)) VISION_MODEL_DIR=$$($(call model_of,vision)) \
+	FORECAST_MODEL_DIR=$$($(call model_of,forecast)) \
+	ARTIFACTS_DIR=$$($(PY) -c "from common.settings import get_settings as s; \
+	print(s().artifacts_root.resolve())") HOST_UID=$$(id -u) HOST_GID=$$(id -g) \
+	$(CONTAINER_ENGINE) compose -f docker/compose.yaml
+
+compose-up: $(INSTALLED) ## Build and start APIs, dashboards, MLflow UI and Prometheus (docker/compose.yaml)
+	$(COMPOSE) up -d --build
+	@echo "dashboards: http://127.0.0.1:$(DASHBOARD_PORT) (churn), :$(VISION_DASHBOARD_PORT) (vision)," \
+	  ":$(FORECAST_DASHBOARD_PORT) (forecast); Prometheus: http://127.0.0.1:9090"
+
+compose-down: $(INSTALLED) ## Stop and remove the compose stack
+	$(COMPOSE) down
