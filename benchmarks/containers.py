@@ -128,8 +128,10 @@ class Container:
     started: float = 0.0
 
     def start(self, *command: str) -> None:
-        args = ["run", "-d", "--name", self.name, "--network=host",
-                "-e", f"SAGEMAKER_BIND_TO_PORT={self.port}"]  # fmt: skip
+        # A read-only root with a writable /tmp, as docker/k8s runs them: nothing may write
+        # anywhere else (the images point HOME and the libraries' caches at /tmp).
+        args = ["run", "-d", "--name", self.name, "--network=host", "--read-only",
+                "--tmpfs=/tmp", "-e", f"SAGEMAKER_BIND_TO_PORT={self.port}"]  # fmt: skip
         for volume in self.volumes:
             args += ["-v", volume]
         self.started = time.perf_counter()

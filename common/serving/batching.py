@@ -14,7 +14,8 @@ is what the loop read from every socket while the previous batch ran.
 
 A request's error stays its own: if a merged call fails, each request of the batch is
 predicted again on its own, so a record that makes the model fail gets its 4xx and its
-neighbours get their answers.
+neighbours get their answers. (A merged call runs in a task of its own, so what the model logs
+while predicting carries the request id of the request that started the batch.)
 """
 
 from __future__ import annotations

@@ -134,6 +134,11 @@ def test_churn_image(engine: Engine, run_image, trained_artifact: Path) -> None:
     assert len(json.loads(body)["predictions"]) == 2
     status, _, body = post(f"{container.url}/invocations", b"<x/>", "application/xml")
     assert status == 415 and b"error" in body
+    # Only the churn extra went in: no torch (nor the other projects' libraries).
+    others = "import importlib.util as u; print([m for m in {!r} if u.find_spec(m)])"
+    found = engine.run("exec", container.name, "python", "-c",
+                       others.format(("torch", "prophet", "onnxruntime")))  # fmt: skip
+    assert found == "[]"
     check_container_contract(engine, container)
 
 
