@@ -254,6 +254,8 @@ MODEL ?=
 # Extra `build` options, e.g. --build-arg TORCH_INDEX_URL= for PyPI's torch in the vision and
 # forecast images (the default is PyTorch's CPU-only index).
 DOCKER_BUILD_ARGS ?=
+# podman builds OCI images by default, a format without HEALTHCHECK: ask for Docker's.
+ENGINE_BUILD := $(CONTAINER_ENGINE) build $(if $(filter podman,$(CONTAINER_ENGINE)),--format docker)
 SERVICES := churn vision forecast
 API_PORT_churn := $(CHURN_PORT)
 API_PORT_vision := $(VISION_PORT)
@@ -269,7 +271,7 @@ $(addprefix docker-build-,$(SERVICES)): docker-build-%: $(INSTALLED)
 	@if [ "$(MODEL)" != none ]; then \
 	  model=$$($(call model_of,$*)) && cp -rL "$$model" build/model && echo "model: $$model"; \
 	fi
-	$(CONTAINER_ENGINE) build -f docker/$*.Dockerfile -t ml-portfolio/$*-api:latest \
+	$(ENGINE_BUILD) -f docker/$*.Dockerfile -t ml-portfolio/$*-api:latest \
 	  $$([ -d build/model ] && echo --build-arg MODEL=build/model) $(DOCKER_BUILD_ARGS) .
 	@rm -rf build/model
 
