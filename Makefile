@@ -281,14 +281,17 @@ docker-run-forecast: ## Run the forecast API image as SageMaker would (`serve`) 
 $(addprefix docker-run-,$(SERVICES)): docker-run-%:
 	$(CONTAINER_ENGINE) run --rm -p 127.0.0.1:$(API_PORT_$*):8080 ml-portfolio/$*-api:latest serve
 
-# compose mounts each project's serving model (see MODEL) and the artifact store.
-COMPOSE = CHURN_MODEL_DIR=$$($(call model_of,churn)) VISION_MODEL_DIR=$$($(call model_of,vision)) \
-	FORECAST_MODEL_DIR=$$($(call model_of,forecast)) \
+# compose mounts each project's serving model (production, else latest) and the artifact store.
+COMPOSE = CHURN_MODEL_DIR=$$($(PY) -m common.deploy path churn) \
+	VISION_MODEL_DIR=$$($(PY) -m common.deploy path vision) \
+	FORECAST_MODEL_DIR=$$($(PY) -m common.deploy path forecast) \
 	ARTIFACTS_DIR=$$($(PY) -c "from common.settings import get_settings as s; \
 	print(s().artifacts_root.resolve())") HOST_UID=$$(id -u) HOST_GID=$$(id -g) \
 	$(CONTAINER_ENGINE) compose -f docker/compose.yaml
 
 compose-up: $(INSTALLED) ## Build and start APIs, dashboards, MLflow UI and Prometheus (docker/compose.yaml)
+	@for p in $(SERVICES); do $(PY) -m common.deploy path $$p >/dev/null \
+	  || { echo "compose-up serves every project: make train-$$p first" >&2; exit 1; }; done
 	$(COMPOSE) up -d --build
 	@echo "dashboards: http://127.0.0.1:$(DASHBOARD_PORT) (churn), :$(VISION_DASHBOARD_PORT) (vision)," \
 	  ":$(FORECAST_DASHBOARD_PORT) (forecast); Prometheus: http://127.0.0.1:9090"
