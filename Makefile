@@ -269,7 +269,8 @@ docker-build-forecast: ## Build the forecast API image, model baked in (MODEL=..
 $(addprefix docker-build-,$(SERVICES)): docker-build-%: $(INSTALLED)
 	@rm -rf build/model && mkdir -p build
 	@if [ "$(MODEL)" != none ]; then \
-	  model=$$($(call model_of,$*)) && cp -rL "$$model" build/model && echo "model: $$model"; \
+	  model=$$($(call model_of,$*)) && cp -rL "$$model" build/model && chmod -R a+rX build/model \
+	  && echo "model: $$model"; \
 	fi
 	$(ENGINE_BUILD) -f docker/$*.Dockerfile -t ml-portfolio/$*-api:latest \
 	  $$([ -d build/model ] && echo --build-arg MODEL=build/model) $(DOCKER_BUILD_ARGS) .
@@ -296,5 +297,5 @@ compose-up: $(INSTALLED) ## Build and start APIs, dashboards, MLflow UI and Prom
 	@echo "dashboards: http://127.0.0.1:$(DASHBOARD_PORT) (churn), :$(VISION_DASHBOARD_PORT) (vision)," \
 	  ":$(FORECAST_DASHBOARD_PORT) (forecast); Prometheus: http://127.0.0.1:9090"
 
-compose-down: $(INSTALLED) ## Stop and remove the compose stack
-	$(COMPOSE) down
+compose-down: ## Stop and remove the compose stack
+	$(CONTAINER_ENGINE) compose -p ml-portfolio down

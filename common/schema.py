@@ -212,9 +212,9 @@ def _coerce_category(column: Column, values: pd.Series, problems: list[Problem])
     unknown = (codes == -1) & strings.is_valid().to_numpy(zero_copy_only=False)
     if unknown.any():
         choices = ", ".join(repr(c) for c in column.categories)
-        problems.append(
-            _problem(column.name, f"has unknown categories (allowed: {choices})", unknown, values)
-        )
+        message = f"has unknown categories (allowed: {choices})"
+        # Examples quoted as text ('2', not 2), whatever the column's type when it came in.
+        problems.append(_problem(column.name, message, unknown, values.astype("string")))
     # The codes come from the categories' own positions: nothing for pandas to check again.
     categorical = pd.Categorical.from_codes(codes, dtype=column.category_dtype, validate=False)
     return pd.Series(categorical, index=values.index, name=column.name)

@@ -25,11 +25,14 @@ RUN pip install --no-cache-dir "uv==${UV_VERSION}" \
     && uv venv /opt/venv --python /usr/local/bin/python
 WORKDIR /src
 COPY pyproject.toml constraints.txt README.md ./
-# vision and forecast need torch: CPU-only wheels by default (see docker/vision.Dockerfile).
+# vision needs torch and torchvision, forecast torch: CPU-only wheels by default (see
+# docker/vision.Dockerfile); churn needs neither.
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 RUN --mount=type=cache,target=/root/.cache/uv \
-    if [ -n "$TORCH_INDEX_URL" ] && [ "$PROJECT" != churn ]; then \
-        grep -E '^(torch|torchvision)==' constraints.txt > /tmp/torch.txt \
+    case "$PROJECT" in vision) wanted='^(torch|torchvision)==' ;; forecast) wanted='^torch==' ;; \
+        *) wanted='' ;; esac; \
+    if [ -n "$TORCH_INDEX_URL" ] && [ -n "$wanted" ]; then \
+        grep -E "$wanted" constraints.txt > /tmp/torch.txt \
         && uv pip install --python /opt/venv/bin/python --index-url "$TORCH_INDEX_URL" \
             -r /tmp/torch.txt; \
     fi

@@ -62,8 +62,13 @@ def create_app(
     settings: ServeSettings | None = None,
     *,
     load: Callable[[], Predictor] | None = None,
+    freeze_gc: bool = False,
 ) -> FastAPI:
-    """A FastAPI app serving `predictor_cls`; `load` replaces how the model is loaded (tests)."""
+    """A FastAPI app serving `predictor_cls`; `load` replaces how the model is loaded (tests).
+
+    `freeze_gc` (what `run` asks for) moves everything alive once the model is loaded out of
+    the garbage collector's reach, for good: right for a process that is the service, not for
+    one that builds apps and drops them (tests, notebooks)."""
     # Imported here, as they import this module; their request models are built from
     # `predictor_cls` by the `add_routes` calls below.
     from common.serving import kserve, routes, sagemaker
@@ -78,7 +83,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(_load_into(state, load or default_load, metrics, settings))
+        task = asyncio.create_task(
+            _load_into(state, load or default_load, metrics, settings, freeze_gc)
+        )
         yield
         task.cancel()
 
@@ -104,6 +111,7 @@ async def _load_into(
     load: Callable[[], Predictor],
     metrics: ServiceMetrics,
     settings: ServeSettings,
+    freeze_gc: bool,
 ) -> None:
     try:
         predictor = await asyncio.to_thread(load)
@@ -116,11 +124,12 @@ async def _load_into(
         metrics.watch(LiveMonitor(profile, settings.drift_window_rows, settings.drift_min_rows))
     else:
         logger.warning("no reference profile in %s: drift gauges are off", predictor.path)
-    # The libraries and the model are millions of long-lived objects that a full garbage
-    # collection would walk every time: ~100 ms with the loop stopped, ten times in a busy
-    # minute of the churn service. Frozen, they are left out of collections for good.
-    await asyncio.to_thread(gc.collect)
-    gc.freeze()
+    if freeze_gc:
+        # The libraries and the model are millions of long-lived objects that a full garbage
+        # collection would walk every time: ~100 ms with the loop stopped, ten times in 8 s of
+        # load on the churn service. Frozen, they are left out of collections for good.
+        await asyncio.to_thread(gc.collect)
+        gc.freeze()
     state.predictor = predictor
     metrics.set_model(predictor.manifest.project, predictor.manifest.version)
     logger.info(
@@ -138,7 +147,7 @@ def run(predictor_cls: type[Predictor], settings: ServeSettings | None = None) -
 
     settings = settings or ServeSettings()
     uvicorn.run(
-        create_app(predictor_cls, settings),
+        create_app(predictor_cls, settings, freeze_gc=True),
         host=settings.host,
         port=settings.port,
         log_config=log_config(settings.log_level),

@@ -66,6 +66,12 @@ class RequestCoalescer:
                 # One turn of the loop, so that requests parsed in this turn join the batch.
                 await asyncio.sleep(0)
                 self._run(self._take())
+        except BaseException:
+            # Cancelled (the app is shutting down) or worse: no request may wait forever.
+            for item in self._waiting:
+                item.future.cancel()
+            self._waiting.clear()
+            raise
         finally:
             self._drain = None
 
@@ -88,7 +94,11 @@ class RequestCoalescer:
         records = [r for item in batch for r in item.records]
         try:
             outputs = batch[0].predictor.predict_batch(records)
-        except Exception as exc:
+        except BaseException as exc:
+            if not isinstance(exc, Exception):  # e.g. SystemExit: release the batch, re-raise
+                for item in batch:
+                    item.future.cancel()
+                raise
             if len(batch) == 1:
                 _settle(batch[0], exc=exc)
             else:  # find whose records failed: each request on its own

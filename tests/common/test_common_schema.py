@@ -181,6 +181,17 @@ def test_unknown_category_lists_allowed_values_and_the_bad_one(
     assert problem.examples == ["platinum"]
 
 
+def test_unknown_categories_are_quoted_as_text_whatever_the_column_type(
+    customer_schema: TableSchema,
+) -> None:
+    with pytest.raises(DataValidationError) as excinfo:  # e.g. a Parquet column of codes
+        validate(frame(plan=[1, 2, 1]), customer_schema)
+
+    (problem,) = excinfo.value.problems
+    assert problem.rows == [1, 2, 3]
+    assert problem.examples == ["1", "2"]
+
+
 def test_non_numeric_values(customer_schema: TableSchema) -> None:
     with pytest.raises(DataValidationError) as excinfo:
         validate(frame(income=["abc", "1", "12,5"]), customer_schema)

@@ -108,3 +108,19 @@ def test_concurrent_api_requests_are_merged_and_answered_correctly(toy_artifact:
     coalescer = app.state.coalescer
     assert coalescer.requests == len(rows)
     assert coalescer.calls < len(rows)  # 8 clients and a 20 ms model: requests queue and merge
+
+
+def test_a_served_process_freezes_the_loaded_objects_and_a_test_app_does_not(
+    toy_artifact: Path,
+) -> None:
+    import gc
+
+    before = gc.get_freeze_count()
+    for freeze, grows in [(False, False), (True, True)]:
+        app = create_app(SlowToy, ServeSettings(model_dir=toy_artifact), freeze_gc=freeze)
+        try:
+            with TestClient(app) as client:
+                wait_ready(client)
+                assert (gc.get_freeze_count() > before) == grows
+        finally:
+            gc.unfreeze()  # give the rest of the test session its collector back

@@ -28,10 +28,20 @@ import pytest
 from PIL import Image
 
 from benchmarks.containers import Container, Engine, build_context, readable_copy
+from common.artifacts import read_manifest
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.container
 
+# The churn dashboard's default page (the model report), run by Streamlit's AppTest.
+RUN_DASHBOARD = """
+from streamlit.testing.v1 import AppTest
+from common.launch_dashboard import dashboard_file
+at = AppTest.from_file(dashboard_file("churn"), default_timeout=90).run()
+assert not at.exception, [e.value for e in at.exception]
+print("no exception;", next(c.value for c in at.caption if c.value.startswith("Churn model"))
+      .split(" (")[0])
+"""
 SAGEMAKER_LABEL = "com.amazonaws.sagemaker.capabilities.accept-bind-to-port"
 FIGURES = Path("test-artifacts") / "containers.json"
 
@@ -192,6 +202,11 @@ def test_churn_dashboard_image(engine: Engine, trained_artifact: Path, tmp_path:
         cold_start_s = container.wait_ready()
         with urllib.request.urlopen(container.url, timeout=10) as page:
             assert b"<title>Streamlit</title>" in page.read()
+        # Streamlit serves that page without running the app: run it, inside the image, on
+        # the mounted model, the way Streamlit would for a browser.
+        shown = engine.run("exec", container.name, "python", "-c", RUN_DASHBOARD, timeout=120)
+        version = read_manifest(mounted).version
+        assert shown.splitlines()[-1] == f"no exception; Churn model {version}"
         check_container_contract(engine, container, sagemaker=False)
     finally:
         container.remove()
