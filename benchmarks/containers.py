@@ -7,7 +7,7 @@ For each service it trains nothing: it takes the store's serving model (`product
 that model baked in, starts the image with `serve` as SageMaker would, and times the first 200
 from `/ping`. Results go to benchmarks/results/containers.json.
 
-The helpers here (`Engine`, `build_context`, `Container`) are also what tests/docker/test_images.py
+The helpers here (`Engine`, `build_context`, `Container`) are also what tests/docker/images.py
 drives, so the figures and the tests exercise the same commands. The engine is `docker` unless
 `CONTAINER_ENGINE` names another (`podman`), as in the Makefile.
 """

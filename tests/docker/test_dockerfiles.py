@@ -1,7 +1,7 @@
 """The Dockerfiles and the compose file, read without building anything: hadolint-clean, and the
 conventions every image keeps (multi-stage from python:3.11-slim, non-root, HEALTHCHECK, exec-form
 entrypoint, SageMaker's label and `serve`), and a compose stack whose health checks, dependencies
-and Prometheus targets fit together. tests/docker/test_images.py builds and runs the images."""
+and Prometheus targets fit together. each project's test_container.py builds and runs its image."""
 
 from __future__ import annotations
 
