@@ -233,6 +233,16 @@ def api_in_thread(predictor_cls: type, model_dir: Path) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+def assert_says_how_to_train(at: Any, project: str, settings: Settings) -> None:
+    """A dashboard page with no model to show: one error that names the store and the command
+    that trains one, and no figures."""
+    assert len(at.error) == 1
+    message = at.error[0].value
+    assert message.startswith(f"No {project} model to show")
+    assert f"make train-{project}" in message and str(settings.artifacts_root) in message
+    assert not at.metric
+
+
 @pytest.fixture(scope="session")
 def serve_in_thread() -> Callable[[type, Path], AbstractContextManager[str]]:
     """`with serve_in_thread(PredictorClass, model_dir) as url:` (see `api_in_thread`)."""

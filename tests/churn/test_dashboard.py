@@ -26,6 +26,7 @@ from churn.serve import EXAMPLES, ChurnPredictor, CustomerRecord
 from common.artifacts import read_manifest
 from common.errors import DataValidationError
 from common.settings import Settings
+from tests.conftest import assert_says_how_to_train
 
 APP = Path(__file__).parents[2] / "churn" / "dashboard" / "app.py"
 # Loading the model on a cold cache, then scoring, takes a few seconds on a slow machine.
@@ -278,11 +279,7 @@ def test_without_a_model_every_page_says_how_to_train_one(
     monkeypatch.delenv("MODEL_DIR", raising=False)
     monkeypatch.delenv("API_URL", raising=False)
     at = open_page(None if page == "report.py" else page)
-    assert len(at.error) == 1
-    message = at.error[0].value
-    assert message.startswith("No churn model to show")
-    assert "make train-churn" in message and str(settings.artifacts_root) in message
-    assert not at.metric
+    assert_says_how_to_train(at, "churn", settings)
 
 
 def test_a_model_dir_that_is_not_an_artifact_is_an_error_not_a_traceback(

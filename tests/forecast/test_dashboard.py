@@ -26,6 +26,7 @@ from forecast.dashboard import backtest, monitoring, predict
 from forecast.dashboard.history_csv import parse_history
 from forecast.evaluate import BASELINE
 from forecast.serve import ForecastPredictor
+from tests.conftest import assert_says_how_to_train
 
 APP = Path(__file__).parents[2] / "forecast" / "dashboard" / "app.py"
 # Loading the model on a cold cache (statsmodels, every series' model) takes a few seconds on a
@@ -413,11 +414,7 @@ def test_without_a_model_every_page_says_how_to_train_one(
     monkeypatch.delenv("MODEL_DIR", raising=False)
     monkeypatch.delenv("API_URL", raising=False)
     at = open_page(None if page == "predict.py" else page)
-    assert len(at.error) == 1
-    message = at.error[0].value
-    assert message.startswith("No forecast model to show")
-    assert "make train-forecast" in message and str(settings.artifacts_root) in message
-    assert not at.metric
+    assert_says_how_to_train(at, "forecast", settings)
 
 
 # -- the functions behind the pages ------------------------------------------------------------

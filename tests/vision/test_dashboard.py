@@ -30,6 +30,7 @@ from common.artifacts import MANIFEST, MANIFEST_SHA, read_manifest, sha256_file
 from common.dashboard import ApiCallError, post_files
 from common.errors import InputError
 from common.settings import Settings
+from tests.conftest import assert_says_how_to_train
 from vision.dashboard import mistakes as mistakes_page
 from vision.dashboard import predict
 from vision.images import decode
@@ -370,11 +371,7 @@ def test_without_a_model_every_page_says_how_to_train_one(
     monkeypatch.delenv("MODEL_DIR", raising=False)
     monkeypatch.delenv("API_URL", raising=False)
     at = open_page(None if page == "predict.py" else page)
-    assert len(at.error) == 1
-    message = at.error[0].value
-    assert message.startswith("No vision model to show")
-    assert "make train-vision" in message and str(settings.artifacts_root) in message
-    assert not at.metric
+    assert_says_how_to_train(at, "vision", settings)
 
 
 def test_monitoring_shows_runs_of_the_vision_monitor(
