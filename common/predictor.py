@@ -119,6 +119,14 @@ class MediaPredictor(Predictor[InputT, OutputT]):
         record = cls.input_model.model_validate({**fields, cls.payload_field: ""})
         return record.model_copy(update={cls.payload_field: data})
 
+    def is_light(self, records: Sequence[BaseModel]) -> bool:
+        """Whether predicting `records` takes few enough milliseconds to run on the event loop.
+
+        Otherwise the API predicts in a worker thread, so that a large payload never stalls
+        the probes; for a small one the hop costs more than it protects. The default is never:
+        only the predictor knows what its payloads cost."""
+        return False
+
 
 class TabularPredictor(Predictor[InputT, OutputT]):
     """A predictor over rows of a table: adds a column-wise path for batches (CSV, tensors)."""

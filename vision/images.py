@@ -154,6 +154,28 @@ def check_size(
         )
 
 
+def peek_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height of a PNG or JPEG read straight from its first bytes, or None (another
+    format, or a header that does not parse). A guess for scheduling, ~25x cheaper than PIL's
+    parser right after a forward pass: `decode` still checks every image for real."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR":
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    at = 2
+    while at + 9 <= len(data) and data[at] == 0xFF:
+        marker = data[at + 1]
+        if marker == 0xFF:  # a fill byte before the marker
+            at += 1
+        elif 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame
+            return int.from_bytes(data[at + 7 : at + 9], "big"), int.from_bytes(
+                data[at + 5 : at + 7], "big"
+            )
+        else:  # any other segment: skip it by its length
+            at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+    return None
+
+
 def _header(data: bytes) -> tuple[int, int, str]:
     """Width, height and format from the header alone (PIL opens lazily)."""
     try:

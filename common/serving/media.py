@@ -7,15 +7,16 @@ in JSON, all validated by the predictor's one input model.
     curl -H 'Content-Type: application/json' -d '{"image": "<base64>"}' localhost:8081/predict
 
 Options (the input model's other fields, e.g. `top_k`, `gradcam`) come from form fields or the
-query string. Every prediction runs in a worker thread: decoding a 40-megapixel photo or a
-Grad-CAM takes long enough to stall the probes if done on the event loop, and the ~0.1 ms hop
-is small next to a ~3 ms answer.
+query string. A prediction runs in a worker thread unless the predictor calls it light
+(`MediaPredictor.is_light`: for vision, one image of a few megapixels at most, without
+Grad-CAM): decoding a 40-megapixel photo or a Grad-CAM takes long enough to stall the probes if
+done on the event loop, while for a small photo the hop, with the two threads handing the CPU
+and the GIL to each other, cost ~0.15 ms of a ~4.5 ms answer (benchmarks/README.md).
 """
 
 from typing import Annotated, Any, Union
 
 from fastapi import Depends, FastAPI, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
@@ -23,7 +24,7 @@ from starlette.exceptions import HTTPException
 from common.predictor import MediaPredictor, Predictor
 from common.serving.codecs import JSON, parse_json, require_content_type
 from common.serving.errors import ApiError, field_errors, summarise, too_many_rows
-from common.serving.routes import ERRORS, batch_limit, scores_of
+from common.serving.routes import ERRORS, batch_limit, off_loop_if, scores_of
 
 MULTIPART = "multipart/form-data"
 ROUTE = "/predict"
@@ -141,7 +142,9 @@ def add_routes(app: FastAPI, predictor_cls: type[MediaPredictor], settings: Any)
             body = await request.body()
             records = records_from_bytes(predictor_cls, [body], dict(request.query_params))
             single = True
-        outputs = await run_in_threadpool(predictor.predict_batch, records)
+        outputs = await off_loop_if(
+            lambda: predictor.predict_batch(records), not predictor.is_light(records)
+        )
         request.app.state.metrics.record_predictions(
             ROUTE, scores_of(predictor, outputs), len(outputs),
             predictor.monitoring_inputs(records, outputs),

@@ -93,15 +93,15 @@ def add_routes(app: FastAPI, predictor_cls: type[Predictor], settings: Any) -> N
             request.app.state.metrics.record_predictions(ROUTE, scores, len(table), table)
             return Response(content, media_type=answer)
 
-        def answer_records() -> tuple[list[Any], list[Any]]:
+        def read_records() -> list[Any]:
             if kind == JSON:
-                records = _validate_records(json_records(body), records_adapter, limit)
-            else:
-                options = dict(request.query_params)
-                records = records_from_bytes(predictor_cls, [body], options)
-            return records, predictor.predict_batch(records)
+                return _validate_records(json_records(body), records_adapter, limit)
+            return records_from_bytes(predictor_cls, [body], dict(request.query_params))
 
-        records, outputs = await off_loop_if(answer_records, large)
+        records = await off_loop_if(read_records, large)
+        # A small body can still be a large image: a media predictor knows what it costs.
+        heavy = not predictor.is_light(records) if isinstance(predictor, MediaPredictor) else large
+        outputs = await off_loop_if(lambda: predictor.predict_batch(records), heavy)
         request.app.state.metrics.record_predictions(
             ROUTE, scores_of(predictor, outputs), len(outputs),
             predictor.monitoring_inputs(records, outputs),

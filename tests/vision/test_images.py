@@ -33,6 +33,7 @@ from vision.images import (
     Preprocessing,
     decode,
     image_stats,
+    peek_size,
 )
 
 EXIF_ORIENTATION = 0x0112
@@ -484,6 +485,46 @@ def test_decoded_then_preprocessed_matches_the_pipeline_for_every_format() -> No
 
 def constant(rgb: tuple[int, int, int], height: int = 30, width: int = 40) -> torch.Tensor:
     return torch.tensor(rgb, dtype=torch.uint8).view(3, 1, 1).expand(3, height, width).clone()
+
+
+def exif_jpeg(width: int, height: int) -> bytes:
+    """A JPEG whose frame header comes after a large EXIF segment (orientation 6)."""
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6
+    exif[0x010E] = "x" * 5000  # ImageDescription: pushes the frame header 5 kB further
+    return encode(noise_image(width, height), "JPEG", exif=exif.tobytes())
+
+
+@pytest.mark.parametrize(
+    ("data", "size"),
+    [
+        (encode(noise_image(53, 37), "JPEG"), (53, 37)),
+        (encode(noise_image(53, 37), "JPEG", progressive=True), (53, 37)),
+        (exif_jpeg(60, 40), (60, 40)),  # stored size: rotation does not change the pixels
+        (encode(noise_image(53, 37), "PNG"), (53, 37)),
+        (png(20_000, 20_000, [], 1, 0), (20_000, 20_000)),  # the bomb's claim, unread
+    ],
+    ids=["jpeg", "progressive-jpeg", "jpeg-after-exif", "png", "png-header-only"],
+)
+def test_peek_size_reads_png_and_jpeg_headers(data: bytes, size: tuple[int, int]) -> None:
+    assert peek_size(data) == size
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        encode(noise_image(53, 37), "GIF"),
+        encode(noise_image(53, 37), "WEBP"),
+        encode(noise_image(53, 37), "BMP"),
+        encode(noise_image(53, 37), "JPEG")[:20],  # cut before the frame header
+        b"\xff\xd8\x00garbage" * 3,
+        b"",
+        b"not an image",
+    ],
+    ids=["gif", "webp", "bmp", "truncated-jpeg", "garbage-after-soi", "empty", "text"],
+)
+def test_peek_size_gives_none_for_anything_else(data: bytes) -> None:
+    assert peek_size(data) is None
 
 
 def test_image_stats_has_every_watched_statistic() -> None:

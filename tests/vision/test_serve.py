@@ -10,6 +10,7 @@ need other limits, or fresh metrics, build their own.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -340,6 +341,53 @@ def test_invocations_raw_bytes_and_json_instances(client: TestClient) -> None:
     assert len(listed.json()["predictions"]) == 2
     csv = client.post("/invocations", json=instances[:1], headers={"accept": "text/csv"})
     assert csv.status_code == 406 and "cannot answer" in csv.json()["error"]
+
+
+def on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("request_kwargs", "path", "light"),
+    [
+        ({"content": picture(), "headers": {"content-type": JPEG}}, "/predict", True),
+        ({"files": {"file": ("a.png", picture(fmt="PNG"), PNG)}}, "/predict", True),
+        ({"content": picture(), "headers": {"content-type": JPEG}}, "/invocations", True),
+        ({"json": {"image": b64(picture()), "gradcam": True}}, "/predict", False),
+        ({"files": [("files", ("a.jpg", picture(), JPEG))] * 2}, "/predict", False),
+        ({"content": picture(fmt="GIF"), "headers": {"content-type": "image/gif"}}, "/predict",
+         False),
+        ({"content": picture(1800, 1200), "headers": {"content-type": JPEG}}, "/invocations",
+         False),
+    ],
+    ids=["small-jpeg", "small-png-upload", "small-jpeg-invocations", "gradcam", "two-images",
+         "gif", "2.2-megapixels"],
+)  # fmt: skip
+def test_light_images_are_predicted_on_the_event_loop_the_rest_in_a_worker_thread(
+    client: TestClient,
+    vision_predictor: VisionPredictor,
+    monkeypatch: pytest.MonkeyPatch,
+    request_kwargs: dict[str, Any],
+    path: str,
+    light: bool,
+) -> None:
+    """The loop is spared long work (a big decode, Grad-CAM, a batch), and a small photo the
+    thread hop: see VisionPredictor.is_light."""
+    where: list[bool] = []
+    predict = vision_predictor.predict_batch
+
+    def spy(records: Any) -> Any:
+        where.append(on_event_loop())
+        return predict(records)
+
+    monkeypatch.setattr(vision_predictor, "predict_batch", spy)
+    response = client.post(path, **request_kwargs)
+    assert response.status_code == 200, response.text
+    assert where == [light]
 
 
 @pytest.mark.parametrize(
