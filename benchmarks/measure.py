@@ -109,6 +109,43 @@ def wait_ready(url: str, timeout: float = 60.0) -> None:
     raise RuntimeError(f"{url} did not become ready in {timeout:.0f} s")
 
 
+# wrk prints its own latency histogram; this script asks for the percentiles the issues use.
+# The body is read from a file, byte for byte (a Lua long string would rewrite line ends).
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "{content_type}"
+local file = assert(io.open("{body_path}", "rb"))
+wrk.body = file:read("*all")
+file:close()
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{{"requests": %d, "seconds": %.3f, "errors": %d, "non_2xx": %d, '
+    .. '"p50_ms": %.3f, "p95_ms": %.3f, "p99_ms": %.3f}}\\n',
+    summary.requests, summary.duration / 1e6, e.connect + e.read + e.write + e.timeout,
+    e.status, latency:percentile(50) / 1e3, latency:percentile(95) / 1e3,
+    latency:percentile(99) / 1e3))
+end
+"""
+
+
+def wrk(url: str, body: bytes, content_type: str, connections: int, seconds: float,
+        workdir: Path) -> dict:  # fmt: skip
+    """POST `body` to `url` with `wrk` (pinned to CPU 1) for `seconds` over `connections`
+    keep-alive connections: its latency percentiles and rate. Any failure stops it."""
+    body_path = workdir / "wrk-body"
+    body_path.write_bytes(body)
+    script = workdir / "post.lua"
+    script.write_text(WRK_SCRIPT.format(content_type=content_type, body_path=body_path))
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url]
+    out = subprocess.run(pinned(command, 1), capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["requests_per_s"] = round(result["requests"] / result["seconds"], 1)
+    if result["errors"] or result["non_2xx"]:
+        raise RuntimeError(f"wrk saw failures: {result}")
+    return result
+
+
 def client_p50(port: int, body: bytes, content_type: str, seconds: float,
                path: str = "/predict") -> float:  # fmt: skip
     """p50 latency in ms of POSTing `body` over one keep-alive connection for `seconds` (at

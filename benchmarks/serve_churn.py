@@ -30,23 +30,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from benchmarks.measure import free_port, on_cpu, pinned, save, wait_ready
-
-# wrk prints its own latency histogram; this script asks for the percentiles the issue uses.
-WRK_SCRIPT = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = [==[{body}]==]
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    '{{"requests": %d, "seconds": %.3f, "errors": %d, "non_2xx": %d, '
-    .. '"p50_ms": %.3f, "p95_ms": %.3f, "p99_ms": %.3f}}\\n',
-    summary.requests, summary.duration / 1e6, e.connect + e.read + e.write + e.timeout,
-    e.status, latency:percentile(50) / 1e3, latency:percentile(95) / 1e3,
-    latency:percentile(99) / 1e3))
-end
-"""
+from benchmarks.measure import free_port, on_cpu, pinned, save, wait_ready, wrk
 
 
 def train_model(root: Path, family: str | None) -> Path:
@@ -58,19 +42,6 @@ def train_model(root: Path, family: str | None) -> Path:
     data = write_customers(root / "telco.csv", 7043, seed=42, progress=False)
     config = ChurnConfig(families=(family,)) if family else ChurnConfig()
     return run(data, config, Settings(artifacts_root=root / "artifacts", tracking=False))
-
-
-def wrk(url: str, body: str, connections: int, seconds: int, workdir: Path) -> dict:
-    script = workdir / "post.lua"
-    script.write_text(WRK_SCRIPT.format(body=body))
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script),
-               f"{url}/predict"]  # fmt: skip
-    out = subprocess.run(pinned(command, 1), capture_output=True, text=True, check=True)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    result["requests_per_s"] = round(result["requests"] / result["seconds"], 1)
-    if result["errors"] or result["non_2xx"]:
-        raise RuntimeError(f"wrk saw failures: {result}")
-    return result
 
 
 def post_csv(url: str, body: bytes) -> float:
@@ -145,10 +116,10 @@ def main() -> None:
         )
         try:
             wait_ready(url)
-            body = json.dumps(rows[0])
-            wrk(url, body, 1, 2, workdir)  # warm-up
-            latency = wrk(url, body, 1, args.seconds, workdir)
-            throughput = wrk(url, body, 16, args.seconds, workdir)
+            body, kind = json.dumps(rows[0]).encode(), "application/json"
+            wrk(f"{url}/predict", body, kind, 1, 2, workdir)  # warm-up
+            latency = wrk(f"{url}/predict", body, kind, 1, args.seconds, workdir)
+            throughput = wrk(f"{url}/predict", body, kind, 16, args.seconds, workdir)
             with on_cpu(1):  # the client, like wrk, beside the server
                 post_csv(url, csv_body)  # warm-up
                 batch_s = statistics.median(post_csv(url, csv_body) for _ in range(15))
