@@ -11,7 +11,7 @@ query string. A prediction runs in a worker thread unless the predictor calls it
 (`MediaPredictor.is_light`: for vision, one image of a few megapixels at most, without
 Grad-CAM): decoding a 40-megapixel photo or a Grad-CAM takes long enough to stall the probes if
 done on the event loop, while for a small photo the hop, with the two threads handing the CPU
-and the GIL to each other, cost ~0.15 ms of a ~4.5 ms answer (benchmarks/README.md).
+and the GIL to each other, cost ~0.2 ms of a ~4.5 ms answer (benchmarks/README.md).
 """
 
 from typing import Annotated, Any, Union
