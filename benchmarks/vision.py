@@ -273,6 +273,8 @@ def main() -> None:
         "--in-process", nargs=2, type=Path, metavar=("MODEL", "JPEG"), help=argparse.SUPPRESS
     )  # the in-process limit, run as a subprocess
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if args.in_process:
         in_process(*args.in_process)
         return
