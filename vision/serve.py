@@ -216,7 +216,10 @@ class VisionPredictor(MediaPredictor[ImageRecord, ImagePrediction]):
     def monitoring_inputs(
         self, records: Sequence[ImageRecord], outputs: Sequence[ImagePrediction]
     ) -> dict[str, list[Any]]:
-        columns: dict[str, list[Any]] = {n: [o._stats[n] for o in outputs] for n in STAT_NAMES}
+        # A private attribute is read through pydantic's __getattr__: once per image, not per
+        # statistic.
+        stats = [o._stats for o in outputs]
+        columns: dict[str, list[Any]] = {n: [s[n] for s in stats] for n in STAT_NAMES}
         columns["predicted_class"] = [o.label for o in outputs]
         return columns
 
