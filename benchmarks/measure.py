@@ -163,3 +163,55 @@ def client_p50(port: int, body: bytes, content_type: str, seconds: float,
             raise RuntimeError(f"{path} answered {response.status}: {answer[:300]!r}")
     connection.close()
     return round(statistics.median(samples[10:]) * 1e3, 3)
+
+
+class KeepAliveClient:
+    """POSTs over one keep-alive HTTP/1.1 connection, on a raw socket, timing each request.
+
+    Unlike wrk, which runs for whole seconds, it can send a block of a few dozen requests
+    between other work (see vision_api). On a server that answers at once its p50 is ~0.01 ms
+    above wrk's here (0.126 vs 0.115 ms), against ~0.15 ms for http.client. It expects what
+    uvicorn sends: a Content-Length on every response, no chunked bodies."""
+
+    def __init__(self, port: int, path: str = "/predict") -> None:
+        self.port, self.path = port, path
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buffer = bytearray(1 << 20)
+
+    def request_bytes(self, body: bytes, content_type: str) -> bytes:
+        head = (f"POST {self.path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+                f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n")  # fmt: skip
+        return head.encode("latin-1") + body
+
+    def post(self, request: bytes) -> float:
+        """Send one request built by `request_bytes`; seconds until the whole answer is in.
+        Anything but a 200 stops it."""
+        view = memoryview(self.buffer)
+        start = time.perf_counter()
+        self.sock.sendall(request)
+        received = 0
+        end_of_head = -1
+        while end_of_head < 0:
+            received += self._receive(view[received:])
+            end_of_head = self.buffer.find(b"\r\n\r\n", 0, received)
+        head = bytes(self.buffer[:end_of_head]).lower()
+        at = head.find(b"\r\ncontent-length:")
+        if at < 0:
+            raise RuntimeError(f"an answer without Content-Length: {head[:300]!r}")
+        length = int(head[at + 17 :].split(b"\r\n", 1)[0])
+        while received < end_of_head + 4 + length:
+            received += self._receive(view[received:])
+        seconds = time.perf_counter() - start
+        if not head.startswith(b"http/1.1 200"):
+            raise RuntimeError(f"{self.path} answered {bytes(self.buffer[:received])[:300]!r}")
+        return seconds
+
+    def _receive(self, into: memoryview) -> int:
+        count = self.sock.recv_into(into)
+        if count == 0:
+            raise RuntimeError("the server closed the connection")
+        return count
+
+    def close(self) -> None:
+        self.sock.close()
