@@ -46,7 +46,7 @@ FORECAST_DASHBOARD_PORT ?= 8503
 .PHONY: help install demo test test-fast lint format constraints data-churn train-churn \
         evaluate-churn promote-churn serve-churn dashboard-churn monitor-churn mlflow-ui clean \
         bench-churn bench-serve-churn bench-monitor-churn data-vision train-vision promote-vision \
-        serve-vision dashboard-vision monitor-vision bench-vision data-forecast train-forecast \
+        serve-vision dashboard-vision monitor-vision bench-vision bench-vision-api data-forecast train-forecast \
         promote-forecast serve-forecast dashboard-forecast monitor-forecast bench-forecast \
         bench-containers docker-build-churn docker-build-vision docker-build-forecast \
         docker-run-churn docker-run-vision docker-run-forecast compose-up compose-down
@@ -239,6 +239,8 @@ bench-monitor-churn: $(INSTALLED) ## Benchmark churn monitoring: false alarms, d
 
 bench-vision: $(INSTALLED) ## Benchmark vision: training images/s, eager vs ONNX latency, API vs in-process
 	$(PY) -m benchmarks.vision
+bench-vision-api: $(INSTALLED) ## Benchmark only the vision API against in-process decode + forward (~2 min)
+	$(PY) -m benchmarks.vision_api
 bench-forecast: $(INSTALLED) ## Benchmark forecast: MASE per model, fit/backtest time, 100 series, API p50, monitoring
 	$(PY) -m benchmarks.forecast
 	$(PY) -m benchmarks.monitor_forecast
