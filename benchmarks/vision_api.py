@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -166,6 +167,9 @@ def compare(model: Path, jpeg: bytes, blocks: int, per_block: int, workdir: Path
     try:
         assert limit.stdout and limit.stdout.readline().strip() == "ready"
         wait_ready(f"http://127.0.0.1:{port}", timeout=120)
+        # The service times ONNX Runtime against eager PyTorch when it loads; the limit is ONNX.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metadata") as response:
+            engine = json.load(response)["engine"]
         with on_cpu(1):
             client = KeepAliveClient(port)
             requests = {name: client.request_bytes(*kind) for name, kind in kinds.items()}
@@ -182,7 +186,7 @@ def compare(model: Path, jpeg: bytes, blocks: int, per_block: int, workdir: Path
         server.terminate()
         server.wait(timeout=30)
         limit.kill()
-    return summarise(samples, pieces, per_block)
+    return {"server_engine": engine, **summarise(samples, pieces, per_block)}
 
 
 def summarise(samples: dict[str, list[list[float]]], pieces: dict, per_block: int) -> dict:
