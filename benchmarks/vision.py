@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -35,20 +34,14 @@ import torch
 from PIL import Image
 
 from benchmarks.measure import save
-from benchmarks.vision_api import GROUP, compare, make_artifact, photo_jpeg
+from benchmarks.vision_api import GROUP, compare, make_artifact, p50, photo_jpeg, timings_ms
 
 BACKBONES = ("mobilenet_v3_small", "resnet18", "efficientnet_b0")
 
 
 def p50_ms(fn: Callable[[], object], repeats: int, warmup: int = 5) -> float:
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return round(statistics.median(samples) * 1e3, 3)
+    timings_ms(fn, warmup)
+    return p50(timings_ms(fn, repeats))
 
 
 def training_speed(data: Path, backbone: str, size: int, batches: int) -> dict:
