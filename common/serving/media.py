@@ -7,19 +7,25 @@ in JSON, all validated by the predictor's one input model.
     curl -H 'Content-Type: application/json' -d '{"image": "<base64>"}' localhost:8081/predict
 
 Options (the input model's other fields, e.g. `top_k`, `gradcam`) come from form fields or the
-query string. A prediction runs in a worker thread unless the predictor calls it light
+query string. The endpoint is a `DirectRoute`: documented by FastAPI, called without its
+per-request machinery, which it does not use.
+
+A prediction runs in a worker thread unless the predictor calls it light
 (`MediaPredictor.is_light`: for vision, one image of a few megapixels at most, without
 Grad-CAM): decoding a 40-megapixel photo or a Grad-CAM takes long enough to stall the probes if
 done on the event loop, while for a small photo the hop, with the two threads handing the CPU
 and the GIL to each other, cost ~0.2 ms of a ~4.5 ms answer (benchmarks/README.md).
 """
 
+from collections.abc import Awaitable, Callable
 from typing import Any, Union
 
 from fastapi import FastAPI, Request, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from common.predictor import MediaPredictor
 from common.serving.codecs import JSON, parse_json, require_content_type
@@ -28,6 +34,29 @@ from common.serving.routes import ERRORS, batch_limit, off_loop_if, scores_of
 
 MULTIPART = "multipart/form-data"
 ROUTE = "/predict"
+
+
+class DirectRoute(APIRoute):
+    """A route whose endpoint takes the `Request` and returns a `Response` itself.
+
+    FastAPI documents it like any other (OpenAPI, /docs), but calls it directly: without the
+    dependency solving, body reading, response validation and two exit stacks it wraps every
+    endpoint in, none of which such an endpoint uses. Right after a forward pass has evicted
+    the caches, that machinery costs ~80 µs a request (benchmarks/README.md). An exception
+    still reaches the app's handlers (ApiError -> its status, in the common error shape).
+    """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        self.app = _direct(endpoint)
+
+
+def _direct(endpoint: Callable[[Request], Awaitable[Response]]) -> ASGIApp:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        response = await endpoint(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+    return app
 
 
 def records_from_bytes(
@@ -122,18 +151,10 @@ def add_routes(app: FastAPI, predictor_cls: type[MediaPredictor], settings: Any)
     content |= {kind: {"schema": {"type": "string", "format": "binary"}}
                 for kind in predictor_cls.media_types}  # fmt: skip
 
-    @app.post(
-        ROUTE,
-        response_model=Union[Output, list[Output]],  # noqa: UP007
-        responses=ERRORS,
-        summary="Predict one image or a batch: upload, raw bytes or base64 JSON",
-        openapi_extra={"requestBody": {"required": True, "content": content}},
-    )
     async def predict(request: Request) -> Response:
         """A file upload (`file`, or several `files`), the raw image bytes, or JSON with the
         image base64-encoded; options as form fields or query parameters."""
-        # Called, not declared as a dependency: in a profile, solving it was a tenth of the
-        # framework's time per request, for a lookup.
+        # A DirectRoute solves no dependencies: the predictor (or the 503) is looked up here.
         predictor = await current_predictor(request)
         kind = require_content_type(request.headers.get("content-type"), accepted)
         if kind == MULTIPART:
@@ -153,3 +174,14 @@ def add_routes(app: FastAPI, predictor_cls: type[MediaPredictor], settings: Any)
         )  # fmt: skip
         body = one_out.dump_json(outputs[0]) if single else many_out.dump_json(outputs)
         return Response(body, media_type=JSON)
+
+    app.router.add_api_route(
+        ROUTE,
+        predict,
+        methods=["POST"],
+        route_class_override=DirectRoute,
+        response_model=Union[Output, list[Output]],  # noqa: UP007
+        responses=ERRORS,
+        summary="Predict one image or a batch: upload, raw bytes or base64 JSON",
+        openapi_extra={"requestBody": {"required": True, "content": content}},
+    )
