@@ -25,6 +25,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from common.artifacts import ArtifactStore, Manifest
+from common.monitoring.columns import concat_columns
 from common.schema import TableSchema
 from common.settings import Settings, get_settings
 
@@ -74,10 +75,16 @@ class Predictor(ABC, Generic[InputT, OutputT]):
         return self.predict_batch([record])[0]
 
     def monitoring_inputs(self, records: Sequence[InputT], outputs: Sequence[OutputT]) -> Any:
-        """What the service's drift window watches for these predictions: the records
-        themselves by default; a model whose raw input is no table (an image) returns the
-        columns its reference profile describes (e.g. brightness, size), as a mapping."""
+        """What the service's drift window keeps of these predictions, taken on the request
+        path, so cheap: the records themselves by default. `monitoring_columns` reads the
+        watched columns from it later, in bulk."""
         return records
+
+    def monitoring_columns(self, kept: Sequence[Any], names: Sequence[str]) -> Mapping[str, list]:
+        """The columns `names` (those of the reference profile) of several `monitoring_inputs`
+        results, in order. By default they are read from records, a frame or a mapping; a model
+        whose input is no table computes them here (an image's brightness, size, ...)."""
+        return concat_columns(kept, names)
 
     def metadata(self) -> dict[str, Any]:
         """What a client needs to know about the model: identity, provenance, metrics, schemas."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -228,32 +229,49 @@ _MIX = (np.vstack([np.eye(3), [[0.299, 0.587, 0.114]]]) / 255.0).astype(np.float
 
 
 def image_stats(image: torch.Tensor, small: torch.Tensor | None = None) -> dict[str, float]:
-    """What monitoring watches per image: size and shape of the original, and colour statistics
-    of `small` (the resized crop, when there is one), read from every 4th pixel in each
-    direction: the same numbers to two decimals at a sixteenth of the work.
-
-    Written for few numpy calls rather than for the shortest code: on the API this runs right
-    after the previous request's forward pass has evicted the caches, where each call costs
-    several times what it does in a loop (benchmarks/README.md: 190 -> 130 us)."""
+    """What monitoring watches of one image: its size and shape, and the colour statistics of
+    `small` (the resized crop, when there is one); see `image_stats_many`."""
     height, width = image.shape[-2:]
     source = small if small is not None else image
-    step = max(1, min(source.shape[-2:]) // 56)
-    pixels = source.numpy()[:, ::step, ::step].reshape(3, -1)  # uint8 [3, n]
-    n = pixels.shape[1]
-    rows = _MIX @ pixels.astype(np.float32)  # [4, n]: red, green, blue, luma
-    means = rows.sum(axis=1) / n
-    centred = rows[3] - means[3]
-    top, bottom = pixels.max(axis=0), pixels.min(axis=0)
+    columns = image_stats_many([(int(width), int(height))], [source])
+    return {name: values[0] for name, values in columns.items()}
+
+
+def image_stats_many(
+    sizes: Sequence[tuple[int, int]], images: Sequence[torch.Tensor]
+) -> dict[str, list[float]]:
+    """What monitoring watches of many images, as columns: size and shape from `sizes` (width
+    and height of each original), colour statistics of `images` (uint8 [3, H, W], all of one
+    size: the resized crops), read from a grid of ~56 x 56 of their pixels, which gives the
+    same numbers to two decimals as all of them.
+
+    Vectorised over the images because each numpy call costs ~10 µs right after a forward pass
+    has evicted the caches: a dozen of them per image were 180 µs of every API request, against
+    ~12 µs an image for 32 at once (the service's drift window reads them in bulk)."""
+    if not images:
+        return {name: [] for name in STAT_NAMES}
+    shapes = {tuple(image.shape) for image in images}
+    if len(shapes) > 1:
+        raise ValueError(f"images of one size expected, got sizes {sorted(shapes)}")
+    step = max(1, min(images[0].shape[-2:]) // 56)
+    pixels = np.stack([image.numpy()[:, ::step, ::step] for image in images])
+    pixels = pixels.reshape(len(images), 3, -1)  # uint8 [k, 3, n]
+    n = pixels.shape[2]
+    rows = _MIX @ pixels.astype(np.float32)  # [k, 4, n]: red, green, blue, luma
+    means = rows.sum(axis=2) / n  # [k, 4]
+    centred = rows[:, 3] - means[:, 3:]
+    top, bottom = pixels.max(axis=1), pixels.min(axis=1)  # [k, n]
     # (max - min) / max per pixel; a black pixel (max 0) has no saturation, not 0/0.
-    saturation = np.sum((top - bottom) / np.maximum(top, 1).astype(np.float32)) / n
+    saturation = ((top - bottom) / np.maximum(top, 1).astype(np.float32)).sum(axis=1) / n
+    width, height = np.asarray(sizes, dtype=np.float64).T
     return {
-        "width": float(width),
-        "height": float(height),
-        "aspect": float(width) / float(height),
-        "brightness": float(means[3]),
-        "contrast": float(np.sqrt(centred @ centred / n)),
-        "saturation": float(saturation),
-        "red": float(means[0]),
-        "green": float(means[1]),
-        "blue": float(means[2]),
+        "width": width.tolist(),
+        "height": height.tolist(),
+        "aspect": (width / height).tolist(),
+        "brightness": means[:, 3].tolist(),
+        "contrast": np.sqrt(np.einsum("kn,kn->k", centred, centred) / n).tolist(),
+        "saturation": saturation.tolist(),
+        "red": means[:, 0].tolist(),
+        "green": means[:, 1].tolist(),
+        "blue": means[:, 2].tolist(),
     }

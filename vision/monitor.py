@@ -7,7 +7,7 @@ dirty lens, a new background), and the model's answers: the distribution of pred
 and of confidence, and the share of low-confidence answers, the usual first sign of inputs
 unlike anything in training. With `--labels` (images in class sub-folders) accuracy too.
 
-The same statistics feed the API's live drift gauges (`VisionPredictor.monitoring_inputs`).
+The same statistics feed the API's live drift gauges (`VisionPredictor.monitoring_columns`).
 Rules live in `vision/alerts.yaml` (or `--rules FILE`); the generic parts are common.monitoring.
 """
 
@@ -29,7 +29,7 @@ from common.monitoring.run import MonitorResult, monitor_batch
 from common.monitoring.sinks import Sink
 from common.settings import Settings
 from vision.data import IMAGE_EXTENSIONS
-from vision.images import STAT_NAMES, Preprocessing, decode, image_stats
+from vision.images import STAT_NAMES, Preprocessing, decode, image_stats_many
 
 logger = logging.getLogger(__name__)
 DEFAULT_RULES = Path(__file__).with_name("alerts.yaml")
@@ -41,15 +41,20 @@ WATCHED: dict[str, Literal["numeric", "category"]] = {
 LOW_CONFIDENCE = 0.5
 
 
-def stats_columns(images: list[bytes | Path], prep: Preprocessing) -> dict[str, list[float]]:
+def stats_columns(
+    images: list[bytes | Path], prep: Preprocessing, chunk: int = 256
+) -> dict[str, list[float]]:
     """The watched statistics of each image, as columns (the images must decode: training's
-    have been checked by `vision.data.scan`)."""
+    have been checked by `vision.data.scan`), computed `chunk` images at a time."""
     columns: dict[str, list[float]] = {name: [] for name in STAT_NAMES}
-    for image in images:
-        data = image.read_bytes() if isinstance(image, Path) else image
-        decoded = decode(data)
-        for name, value in image_stats(decoded, prep.resize_crop(decoded)).items():
-            columns[name].append(value)
+    for start in range(0, len(images), chunk):
+        sizes, crops = [], []
+        for image in images[start : start + chunk]:
+            decoded = decode(image.read_bytes() if isinstance(image, Path) else image)
+            sizes.append((int(decoded.shape[-1]), int(decoded.shape[-2])))
+            crops.append(prep.resize_crop(decoded))
+        for name, values in image_stats_many(sizes, crops).items():
+            columns[name].extend(values)
     return columns
 
 
@@ -124,7 +129,7 @@ def monitor(
         raise ArtifactError(f"{predictor.path} has no reference profile: train it again")
     config = AlertConfig.load(rules or DEFAULT_RULES)
     paths, labels = batch_images(current, predictor.classes, with_labels)
-    crops, columns, kept, unreadable = [], {n: [] for n in STAT_NAMES}, [], 0
+    crops, sizes, kept, unreadable = [], [], [], 0
     for i, path in enumerate(paths):
         try:  # one at a time: a folder of photos decoded at once would not fit in memory
             (image,) = predictor.prepare([path.read_bytes()])
@@ -133,14 +138,18 @@ def monitor(
             logger.warning("%s: %s", path, exc)
             continue
         crops.append(image.crop)
+        sizes.append((image.width, image.height))
         kept.append(i)
-        for name, value in image.stats.items():
-            columns[name].append(value)
     if not crops:
         raise UserError(f"none of the {len(paths)} images in {current} could be decoded")
-    probabilities = np.concatenate([
-        predictor.probabilities(crops[start : start + 64]) for start in range(0, len(crops), 64)
-    ])  # fmt: skip
+    columns: dict[str, list] = {name: [] for name in STAT_NAMES}
+    parts = []
+    for start in range(0, len(crops), 64):
+        chunk = slice(start, start + 64)
+        parts.append(predictor.probabilities(crops[chunk]))
+        for name, values in image_stats_many(sizes[chunk], crops[chunk]).items():
+            columns[name].extend(values)
+    probabilities = np.concatenate(parts)
     columns["predicted_class"] = [predictor.classes[i] for i in probabilities.argmax(axis=1)]
     confidence = probabilities.max(axis=1)
     extra = confidence_metrics(confidence) | {"data.unreadable_rate": unreadable / len(paths)}

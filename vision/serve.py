@@ -32,7 +32,7 @@ from common.predictor import MediaPredictor
 from vision.calibration import softmax
 from vision.export import INPUT_NAME, OUTPUT_NAME, session
 from vision.gradcam import GradCam, overlay, png_base64
-from vision.images import MAX_PIXELS, STAT_NAMES, ImageError, decode, image_stats, peek_size
+from vision.images import MAX_PIXELS, ImageError, decode, image_stats_many, peek_size
 from vision.model import MODEL_DIR, ONNX_FILE, ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -94,18 +94,27 @@ class ImagePrediction(BaseModel):
     width: int = Field(description="The image's width as received, after EXIF rotation.")
     height: int
     gradcam_png: str | None = Field(None, description="Base64 PNG: Grad-CAM over the input.")
-    # What the drift window watches (see monitoring_inputs); not part of the answer.
-    _stats: dict[str, float] = PrivateAttr(default_factory=dict)
+    # What the drift window reads its colour statistics from (see monitoring_inputs); not part
+    # of the answer.
+    _crop: torch.Tensor | None = PrivateAttr(None)
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """One image ready for the network: its resized crop, original size and statistics."""
+    """One image ready for the network: its resized crop and original size."""
 
     crop: torch.Tensor
     width: int
     height: int
-    stats: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What the drift window keeps of answered images until it reads their statistics."""
+
+    sizes: list[tuple[int, int]]  # width, height
+    crops: list[torch.Tensor]
+    labels: list[str]
 
 
 class VisionPredictor(MediaPredictor[ImageRecord, ImagePrediction]):
@@ -169,8 +178,7 @@ class VisionPredictor(MediaPredictor[ImageRecord, ImagePrediction]):
                 where = index if len(blobs) > 1 else None
                 raise InputError(str(exc), field="image", index=where) from None
             crop = self.prep.resize_crop(image)
-            width, height = int(image.shape[-1]), int(image.shape[-2])
-            prepared.append(Prepared(crop, width, height, image_stats(image, crop)))
+            prepared.append(Prepared(crop, int(image.shape[-1]), int(image.shape[-2])))
         return prepared
 
     def probabilities(self, crops: list[torch.Tensor]) -> np.ndarray:
@@ -194,7 +202,7 @@ class VisionPredictor(MediaPredictor[ImageRecord, ImagePrediction]):
                     self.gradcam_png(image.crop, int(order[0])) if record.gradcam else None
                 ),
             )
-            out._stats = image.stats
+            out._crop = image.crop
             outputs.append(out)
         return outputs
 
@@ -215,13 +223,19 @@ class VisionPredictor(MediaPredictor[ImageRecord, ImagePrediction]):
 
     def monitoring_inputs(
         self, records: Sequence[ImageRecord], outputs: Sequence[ImagePrediction]
-    ) -> dict[str, list[Any]]:
-        # A private attribute is read through pydantic's __getattr__: once per image, not per
-        # statistic.
-        stats = [o._stats for o in outputs]
-        columns: dict[str, list[Any]] = {n: [s[n] for s in stats] for n in STAT_NAMES}
-        columns["predicted_class"] = [o.label for o in outputs]
-        return columns
+    ) -> Seen:
+        # References only: the statistics are computed in bulk by monitoring_columns. A private
+        # attribute is read through pydantic's __getattr__, so once per image.
+        return Seen([(o.width, o.height) for o in outputs], [o._crop for o in outputs],
+                    [o.label for o in outputs])  # fmt: skip
+
+    def monitoring_columns(self, kept: Sequence[Seen], names: Sequence[str]) -> dict[str, list]:
+        """Size, shape and colour statistics (vision.images.image_stats_many) and the predicted
+        class of the images in `kept`, in order."""
+        sizes = [size for seen in kept for size in seen.sizes]
+        crops = [crop for seen in kept for crop in seen.crops]
+        return {**image_stats_many(sizes, crops),
+                "predicted_class": [label for seen in kept for label in seen.labels]}  # fmt: skip
 
     def metadata(self) -> dict[str, Any]:
         return {

@@ -1,9 +1,12 @@
 """Drift in a running service: a bounded window of the latest inputs and scores, compared with the
 model's reference profile when Prometheus scrapes `/metrics`.
 
-Recording a request costs a few microseconds (appending to deques under a lock); the drift
-itself is computed at scrape time, at most once per batch of new rows, and only once the window
-holds `min_rows` rows, since PSI on a handful of rows is mostly noise. Gauges:
+Recording a request costs a few microseconds: `observe` keeps what it is given, and the
+columns are read from what it kept in bulk, once `settle_rows` rows wait or when the window is
+read. Bulk matters where a column is computed, not looked up: an image's brightness is a dozen
+numpy calls, ~180 µs for one image right after a forward pass, ~12 µs each for 32 at once.
+The drift itself is computed at scrape time, at most once per batch of new rows, and only once
+the window holds `min_rows` rows, since PSI on a handful of rows is mostly noise. Gauges:
 
     model_drift_window_rows                rows in the window
     model_feature_psi{feature}             PSI per input feature
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -26,52 +29,75 @@ import pandas as pd
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from common.monitoring.columns import ColumnReader, concat_columns
 from common.monitoring.drift import DriftResult, detect_drift
 from common.monitoring.profile import ReferenceProfile
 
 
-def columns_of(inputs: Any, names: Sequence[str]) -> dict[str, list[Any]]:
-    """The named columns of a frame, a mapping of columns, or a sequence of records."""
-    if isinstance(inputs, pd.DataFrame):
-        return {n: inputs[n].tolist() for n in names if n in inputs}
-    if isinstance(inputs, Mapping):
-        return {n: list(inputs[n]) for n in names if n in inputs}
-    return {n: [getattr(r, n, None) for r in inputs] for n in names}
-
-
 class LiveMonitor:
-    """The rolling window of one service; thread-safe (big batches predict in worker threads)."""
+    """The rolling window of one service; thread-safe (big batches predict in worker threads).
 
-    def __init__(self, profile: ReferenceProfile, window: int = 2000, min_rows: int = 200) -> None:
+    `columns` reads the watched columns from what `observe` was given: by default a frame, a
+    mapping of columns or records; a predictor whose inputs are no table passes its own
+    (`Predictor.monitoring_columns`)."""
+
+    def __init__(
+        self,
+        profile: ReferenceProfile,
+        window: int = 2000,
+        min_rows: int = 200,
+        *,
+        columns: ColumnReader = concat_columns,
+        settle_rows: int = 32,
+    ) -> None:
         self.profile = profile
-        self.window, self.min_rows = window, min_rows
+        self.window, self.min_rows, self.settle_rows = window, min_rows, settle_rows
+        self._read_columns = columns
         self._names = list(profile.features)
         self._columns: dict[str, deque[Any]] = {n: deque(maxlen=window) for n in self._names}
         self._scores: deque[float] = deque(maxlen=window)
+        self._waiting: list[Any] = []  # observed batches whose columns are not read yet
+        self._waiting_rows = 0
         self._lock = threading.Lock()
-        self._seen = 0
+        self._seen = 0  # batches observed: tells the cached drift it is stale
         self._cached: tuple[int, DriftResult | None] = (-1, None)
 
-    def observe(self, inputs: Any, scores: np.ndarray | None) -> None:
-        """Record a batch: its inputs (frame, mapping or records) and scores (None: no score)."""
+    def observe(self, inputs: Any, scores: np.ndarray | None, rows: int | None = None) -> None:
+        """Record a batch: its inputs (whatever `columns` reads) and scores (None: no score).
+
+        With `rows`, the number of rows in it, the inputs are kept as they are and read with
+        others later; without, they are read at once."""
         if isinstance(inputs, pd.DataFrame) and len(inputs) > self.window:
             inputs = inputs.iloc[-self.window :]  # the rest would fall out of the window at once
-        columns = columns_of(inputs, self._names)
         with self._lock:
-            for name, values in columns.items():
-                self._columns[name].extend(values)
+            self._waiting.append(inputs)
+            self._waiting_rows += self.settle_rows if rows is None else rows
             if scores is not None:
                 self._scores.extend(np.asarray(scores, dtype=np.float64)[-self.window :].tolist())
-            self._seen += len(next(iter(columns.values()), ()))
+            self._seen += 1
+            if self._waiting_rows >= self.settle_rows:
+                self._settle()
+
+    def _settle(self) -> None:
+        """Read the columns of the waiting batches into the window (the lock is held)."""
+        if not self._waiting:
+            return
+        # Taken off the list first: a batch whose columns fail to read is not read again.
+        waiting, self._waiting, self._waiting_rows = self._waiting, [], 0
+        columns = self._read_columns(waiting, self._names)
+        for name in self._names:
+            self._columns[name].extend(columns.get(name, ()))
 
     @property
     def rows(self) -> int:
         with self._lock:
+            self._settle()
             return min((len(c) for c in self._columns.values()), default=0)
 
     def drift(self) -> DriftResult | None:
         """Drift of the window, or None while it holds fewer than `min_rows` rows."""
         with self._lock:
+            self._settle()
             seen, cached = self._cached
             if seen == self._seen:
                 return cached

@@ -121,7 +121,10 @@ async def _load_into(
         logger.error(state.error, exc_info=not isinstance(exc, ArtifactError))
         return
     if profile is not None:
-        metrics.watch(LiveMonitor(profile, settings.drift_window_rows, settings.drift_min_rows))
+        metrics.watch(
+            LiveMonitor(profile, settings.drift_window_rows, settings.drift_min_rows,
+                        columns=predictor.monitoring_columns)
+        )  # fmt: skip
     else:
         logger.warning("no reference profile in %s: drift gauges are off", predictor.path)
     if freeze_gc:

@@ -112,11 +112,22 @@ class ServiceMetrics:
             "model_info", "The loaded model (value 1).", ["name", "version"], registry=self.registry
         )
         self.monitor: LiveMonitor | None = None
+        # The labelled series by their labels: `labels()` converts, checks and locks on every
+        # call, twice a request. Few keys: route templates x methods x status codes.
+        self._request_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._prediction_series: dict[str, Counter] = {}
 
     def record_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        code = str(status)
-        self.requests.labels(route, method, code).inc()
-        self.latency.labels(route, method, code).observe(seconds)
+        series = self._request_series.get((route, method, status))
+        if series is None:
+            code = str(status)
+            series = (
+                self.requests.labels(route, method, code),
+                self.latency.labels(route, method, code),
+            )
+            self._request_series[(route, method, status)] = series
+        series[0].inc()
+        series[1].observe(seconds)
 
     def watch(self, monitor: LiveMonitor) -> None:
         """Keep a drift window of what is predicted, exposed as gauges (see monitoring.live)."""
@@ -127,11 +138,14 @@ class ServiceMetrics:
         self, route: str, scores: np.ndarray | None, n: int, inputs: Any = None
     ) -> None:
         """Count `n` predicted rows; `inputs` (a frame or the records) feed the drift window."""
-        self.predictions.labels(route).inc(n)
+        counter = self._prediction_series.get(route)
+        if counter is None:
+            counter = self._prediction_series[route] = self.predictions.labels(route)
+        counter.inc(n)
         if scores is not None:
             self.scores.observe_many(scores)
         if self.monitor is not None and inputs is not None:
-            self.monitor.observe(inputs, scores)
+            self.monitor.observe(inputs, scores, rows=n)
 
     def set_model(self, name: str, version: str) -> None:
         self.model.clear()

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from common.monitoring.live import DriftCollector, LiveMonitor, columns_of
+from common.monitoring.columns import columns_of
+from common.monitoring.live import DriftCollector, LiveMonitor
 from common.monitoring.profile import build_profile
 
 
@@ -76,3 +77,43 @@ def test_gauges_appear_once_the_window_is_full_enough(monitor: LiveMonitor) -> N
     assert 'model_feature_drifted{feature="plan"} 1.0' in text
     assert "model_drifted_features_share 1.0" in text
     assert "model_prediction_psi" in text
+
+
+def test_batches_with_a_row_count_wait_and_are_read_together_in_order() -> None:
+    reads: list[list[str]] = []
+
+    def read(batches, names):  # a column computed from what was kept, as vision's are
+        reads.append([b["id"] for b in batches])
+        return {"age": [b["age"] for b in batches], "plan": [b["plan"] for b in batches]}
+
+    rng = np.random.default_rng(0)
+    reference = {"age": rng.normal(40, 10, 500), "plan": rng.choice(["a", "b"], 500)}
+    profile = build_profile(reference, {"age": "numeric", "plan": "category"})
+    monitor = LiveMonitor(profile, window=100, min_rows=2, columns=read, settle_rows=3)
+    for i in range(2):
+        monitor.observe({"id": f"r{i}", "age": 40.0 + i, "plan": "a"}, None, rows=1)
+    assert reads == []  # two rows wait: fewer than settle_rows
+    monitor.observe({"id": "r2", "age": 42.0, "plan": "b"}, None, rows=1)
+    assert reads == [["r0", "r1", "r2"]]  # the third fills the batch: read at once, in order
+    monitor.observe({"id": "r3", "age": 43.0, "plan": "b"}, None, rows=1)
+    assert monitor.rows == 4 and reads[-1] == ["r3"]  # reading the window reads what waits
+    monitor.observe({"id": "r4", "age": 44.0, "plan": "a"}, None)  # no count: read at once
+    assert reads[-1] == ["r4"] and monitor.drift() is not None
+
+
+def test_a_batch_whose_columns_fail_to_read_is_not_read_again(monitor: LiveMonitor) -> None:
+    calls = 0
+
+    def read(batches, names):
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ValueError("broken reader")
+        return {"age": [41.0] * len(batches), "plan": ["a"] * len(batches)}
+
+    broken = LiveMonitor(monitor.profile, window=50, min_rows=1, columns=read, settle_rows=2)
+    broken.observe(["x"], None, rows=1)
+    with pytest.raises(ValueError, match="broken reader"):
+        broken.observe(["y"], None, rows=1)
+    broken.observe(["z"], None, rows=1)
+    assert broken.rows == 1  # "z" alone: the failed pair was dropped, not retried forever

@@ -675,3 +675,25 @@ def test_metrics_count_predictions_and_expose_image_drift(make_client) -> None:
         assert psi is not None and psi >= 0 and np.isfinite(psi), feature
     prediction_psi = metric(client, "model_prediction_psi")
     assert prediction_psi is not None and prediction_psi >= 0
+
+
+def test_the_drift_window_reads_the_statistics_the_reference_profile_has(
+    vision_predictor: VisionPredictor,
+) -> None:
+    from vision.images import STAT_NAMES
+    from vision.monitor import WATCHED, stats_columns
+
+    images = [
+        picture(40 + 9 * i, 30 + 5 * i, fmt, seed=i) for i, fmt in enumerate(["JPEG", "PNG"] * 2)
+    ]
+    records = [VisionPredictor.record_from_bytes(image, {}) for image in images]
+    outputs = vision_predictor.predict_batch(records)
+    # Kept per request (one image, then three), read in one go as the live window does.
+    kept = [vision_predictor.monitoring_inputs(records[:1], outputs[:1]),
+            vision_predictor.monitoring_inputs(records[1:], outputs[1:])]  # fmt: skip
+    columns = vision_predictor.monitoring_columns(kept, list(WATCHED))
+    offline = stats_columns(images, vision_predictor.prep)  # what training profiles
+    for name in STAT_NAMES:
+        assert columns[name] == pytest.approx(offline[name], abs=1e-6), name
+    assert columns["width"] == [40, 49, 58, 67] and columns["height"] == [30, 35, 40, 45]
+    assert columns["predicted_class"] == [o.label for o in outputs]
