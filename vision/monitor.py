@@ -129,7 +129,7 @@ def monitor(
         raise ArtifactError(f"{predictor.path} has no reference profile: train it again")
     config = AlertConfig.load(rules or DEFAULT_RULES)
     paths, labels = batch_images(current, predictor.classes, with_labels)
-    crops, sizes, kept, unreadable = [], [], [], 0
+    crops, grids, sizes, kept, unreadable = [], [], [], [], 0
     for i, path in enumerate(paths):
         try:  # one at a time: a folder of photos decoded at once would not fit in memory
             (image,) = predictor.prepare([path.read_bytes()])
@@ -138,6 +138,7 @@ def monitor(
             logger.warning("%s: %s", path, exc)
             continue
         crops.append(image.crop)
+        grids.append(image.pixels)
         sizes.append((image.width, image.height))
         kept.append(i)
     if not crops:
@@ -147,7 +148,7 @@ def monitor(
     for start in range(0, len(crops), 64):
         chunk = slice(start, start + 64)
         parts.append(predictor.probabilities(crops[chunk]))
-        for name, values in image_stats_many(sizes[chunk], crops[chunk]).items():
+        for name, values in image_stats_many(sizes[chunk], grids[chunk]).items():
             columns[name].extend(values)
     probabilities = np.concatenate(parts)
     columns["predicted_class"] = [predictor.classes[i] for i in probabilities.argmax(axis=1)]

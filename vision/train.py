@@ -18,7 +18,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from common.artifacts import ArtifactStore, package_versions
@@ -108,8 +107,8 @@ def run(data: Path, config: VisionConfig, settings: Settings, *, resume: bool = 
         logits, labels = tuner.logits(net, val_set)
         temperature = fit_temperature(logits, labels)
         logger.info("temperature scaling: T = %.3f", temperature)
-        probabilities = softmax(logits.numpy().astype(np.float64), temperature)
-        uncalibrated = softmax(logits.numpy().astype(np.float64))
+        probabilities = softmax(logits.numpy(), temperature)
+        uncalibrated = softmax(logits.numpy())
         spec = ModelSpec(config.backbone, prep, temperature)
 
         with store.create() as draft:
