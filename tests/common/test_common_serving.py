@@ -11,12 +11,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI, Request, Response
 from fastapi.testclient import TestClient
 from openapi_spec_validator import validate as validate_openapi
 from prometheus_client.parser import text_string_to_metric_families
 
 from common.errors import ArtifactError
 from common.serving.app import create_app
+from common.serving.errors import ApiError, install_error_handlers
+from common.serving.media import DirectRoute
 from common.serving.observability import JsonFormatter
 from common.settings import ServeSettings
 
@@ -305,3 +308,27 @@ def test_made_up_methods_share_one_metrics_label(client: TestClient) -> None:
     labels = {s.labels.get("method") for f in text_string_to_metric_families(
         client.get("/metrics").text) for s in f.samples}  # fmt: skip
     assert "other" in labels and not {"FOO1", "FOO2"} & labels
+
+
+def test_a_direct_route_is_documented_called_as_is_and_its_errors_keep_the_common_shape() -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    async def echo(request: Request) -> Response:
+        if request.query_params.get("fail"):
+            raise ApiError(422, "invalid request: fail was set")
+        return Response(await request.body(), media_type="application/octet-stream")
+
+    app.router.add_api_route("/echo", echo, methods=["POST"], route_class_override=DirectRoute,
+                             summary="Echo the body")  # fmt: skip
+    with TestClient(app) as client:
+        assert client.post("/echo", content=b"\x00raw").content == b"\x00raw"
+        failed = client.post("/echo?fail=1", content=b"x")
+        assert (
+            failed.status_code == 422 and failed.json()["error"] == "invalid request: fail was set"
+        )
+        assert client.get("/echo").status_code == 405
+        assert (
+            client.get("/openapi.json").json()["paths"]["/echo"]["post"]["summary"]
+            == "Echo the body"
+        )
