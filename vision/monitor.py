@@ -29,7 +29,7 @@ from common.monitoring.run import MonitorResult, monitor_batch
 from common.monitoring.sinks import Sink
 from common.settings import Settings
 from vision.data import IMAGE_EXTENSIONS
-from vision.images import STAT_NAMES, Preprocessing, decode, image_stats_many
+from vision.images import STAT_NAMES, Preprocessing, decode, image_stats_many, stats_pixels
 
 logger = logging.getLogger(__name__)
 DEFAULT_RULES = Path(__file__).with_name("alerts.yaml")
@@ -41,21 +41,16 @@ WATCHED: dict[str, Literal["numeric", "category"]] = {
 LOW_CONFIDENCE = 0.5
 
 
-def stats_columns(
-    images: list[bytes | Path], prep: Preprocessing, chunk: int = 256
-) -> dict[str, list[float]]:
+def stats_columns(images: list[bytes | Path], prep: Preprocessing) -> dict[str, list[float]]:
     """The watched statistics of each image, as columns (the images must decode: training's
-    have been checked by `vision.data.scan`), computed `chunk` images at a time."""
-    columns: dict[str, list[float]] = {name: [] for name in STAT_NAMES}
-    for start in range(0, len(images), chunk):
-        sizes, crops = [], []
-        for image in images[start : start + chunk]:
-            decoded = decode(image.read_bytes() if isinstance(image, Path) else image)
-            sizes.append((int(decoded.shape[-1]), int(decoded.shape[-2])))
-            crops.append(prep.resize_crop(decoded))
-        for name, values in image_stats_many(sizes, crops).items():
-            columns[name].extend(values)
-    return columns
+    have been checked by `vision.data.scan`). Only the few pixels the statistics read are kept
+    per image, so a large training set fits in memory."""
+    sizes, grids = [], []
+    for image in images:
+        decoded = decode(image.read_bytes() if isinstance(image, Path) else image)
+        sizes.append((int(decoded.shape[-1]), int(decoded.shape[-2])))
+        grids.append(stats_pixels(prep.resize_crop(decoded)).copy())
+    return image_stats_many(sizes, grids)
 
 
 def confidence_metrics(confidence: np.ndarray) -> dict[str, float]:
@@ -118,7 +113,7 @@ def monitor(
     now: datetime | None = None,
 ) -> MonitorResult:
     """Predict a folder of images with the served model, compare with the reference, alert."""
-    from vision.serve import VisionPredictor  # loads torch and ONNX Runtime: only when run
+    from vision.serve import Seen, VisionPredictor  # torch and ONNX Runtime: only when run
 
     if not current.is_dir():  # before the model is loaded, which takes a while
         raise UserError(f"{current} is not a folder of images")
@@ -129,29 +124,25 @@ def monitor(
         raise ArtifactError(f"{predictor.path} has no reference profile: train it again")
     config = AlertConfig.load(rules or DEFAULT_RULES)
     paths, labels = batch_images(current, predictor.classes, with_labels)
-    crops, grids, sizes, kept, unreadable = [], [], [], [], 0
+    prepared, kept, unreadable = [], [], 0
     for i, path in enumerate(paths):
         try:  # one at a time: a folder of photos decoded at once would not fit in memory
-            (image,) = predictor.prepare([path.read_bytes()])
+            prepared += predictor.prepare([path.read_bytes()])
         except InputError as exc:
             unreadable += 1
             logger.warning("%s: %s", path, exc)
             continue
-        crops.append(image.crop)
-        grids.append(image.pixels)
-        sizes.append((image.width, image.height))
         kept.append(i)
-    if not crops:
+    if not prepared:
         raise UserError(f"none of the {len(paths)} images in {current} could be decoded")
-    columns: dict[str, list] = {name: [] for name in STAT_NAMES}
-    parts = []
-    for start in range(0, len(crops), 64):
-        chunk = slice(start, start + 64)
-        parts.append(predictor.probabilities(crops[chunk]))
-        for name, values in image_stats_many(sizes[chunk], grids[chunk]).items():
-            columns[name].extend(values)
-    probabilities = np.concatenate(parts)
-    columns["predicted_class"] = [predictor.classes[i] for i in probabilities.argmax(axis=1)]
+    probabilities = np.concatenate([
+        predictor.probabilities([p.crop for p in prepared[start : start + 64]])
+        for start in range(0, len(prepared), 64)
+    ])  # fmt: skip
+    # The columns the live API's drift window reads, computed by the same code.
+    seen = Seen([(p.width, p.height) for p in prepared], [p.pixels for p in prepared],
+                [predictor.classes[i] for i in probabilities.argmax(axis=1)])  # fmt: skip
+    columns = dict(predictor.monitoring_columns([seen], list(WATCHED)))
     confidence = probabilities.max(axis=1)
     extra = confidence_metrics(confidence) | {"data.unreadable_rate": unreadable / len(paths)}
     reference = profile.performance

@@ -33,7 +33,9 @@ from vision.images import (
     Preprocessing,
     decode,
     image_stats,
+    image_stats_many,
     peek_size,
+    stats_pixels,
 )
 
 EXIF_ORIENTATION = 0x0112
@@ -576,3 +578,18 @@ def test_image_stats_take_size_from_the_original_and_colour_from_the_small_copy(
     full, quick = image_stats(photo), image_stats(photo, prep.resize_crop(photo))
     for name in ("brightness", "red", "green", "blue"):
         assert quick[name] == pytest.approx(full[name], abs=0.03), name
+
+
+def test_many_images_in_chunks_or_from_their_pixel_grids_give_each_image_its_own_stats() -> None:
+    prep = Preprocessing.for_size(224, [])
+    photos = [decode(encode(noise_image(90 + 7 * i, 64 + 5 * i, seed=i), "PNG")) for i in range(5)]
+    crops = [prep.resize_crop(photo) for photo in photos]
+    sizes = [(int(p.shape[-1]), int(p.shape[-2])) for p in photos]
+    one_by_one = [image_stats(photo, crop) for photo, crop in zip(photos, crops, strict=True)]
+    for columns in (image_stats_many(sizes, crops, chunk=2),  # a last chunk of one
+                    image_stats_many(sizes, [stats_pixels(c).copy() for c in crops])):  # fmt: skip
+        assert list(columns) == list(STAT_NAMES)
+        for name in STAT_NAMES:
+            assert columns[name] == pytest.approx([s[name] for s in one_by_one], abs=1e-6), name
+    with pytest.raises(ValueError, match="one size"):
+        image_stats_many(sizes[:2], [crops[0], photos[1]])
