@@ -10,7 +10,10 @@ How, and why so:
   running decode -> preprocess -> forward, chained as a request runs them) are both pinned to
   CPU 0, the client to CPU 1.
 - They take turns in short blocks: N limit runs, N raw `image/jpeg` requests to `/predict`, N
-  multipart uploads, and again, `--blocks` times (~0.5 s a block). This VM's speed drifts by
+  multipart uploads, N raw requests to the floor, and again, `--blocks` times (~0.7 s a
+  block). The floor (`benchmarks.vision_floor`) is uvicorn serving a bare ASGI app around the
+  same predictor: the gap between it and the service is what FastAPI, our middleware, the
+  metrics and the drift window cost a request. This VM's speed drifts by
   20% within minutes and by several percent within seconds, so two figures taken seconds apart
   partly measure the drift; taking turns, both sides see the same machine.
 - The figure is the p50 of every API sample over the p50 of every limit sample. The spread is
@@ -152,6 +155,10 @@ def compare(model: Path, jpeg: bytes, blocks: int, per_block: int, workdir: Path
     command = [sys.executable, "-m", "vision", "serve", "--model", str(model), "--port", str(port)]
     server = subprocess.Popen(pinned(command, 0), env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)  # fmt: skip
+    floor_port = free_port()
+    command = [sys.executable, "-m", "benchmarks.vision_floor", str(model), str(floor_port)]
+    floor = subprocess.Popen(pinned(command, 0), env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)  # fmt: skip
 
     def in_process(name: str, repeats: int) -> list[float]:
         assert limit.stdin and limit.stdout
@@ -163,28 +170,40 @@ def compare(model: Path, jpeg: bytes, blocks: int, per_block: int, workdir: Path
     kinds = {"raw_jpeg": (jpeg, "image/jpeg"),
              "multipart": (multipart_body(jpeg, boundary),
                            f"multipart/form-data; boundary={boundary}")}  # fmt: skip
-    samples: dict[str, list[list[float]]] = {"limit": [], **{name: [] for name in kinds}}
+    samples: dict[str, list[list[float]]] = {
+        "limit": [],
+        **{name: [] for name in kinds},
+        "floor_raw_jpeg": [],
+    }
     try:
         assert limit.stdout and limit.stdout.readline().strip() == "ready"
         wait_ready(f"http://127.0.0.1:{port}", timeout=120)
+        wait_ready(f"http://127.0.0.1:{floor_port}", timeout=120)
         # The service times ONNX Runtime against eager PyTorch when it loads; the limit is ONNX.
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metadata") as response:
             engine = json.load(response)["engine"]
         with on_cpu(1):
-            client = KeepAliveClient(port)
-            requests = {name: client.request_bytes(*kind) for name, kind in kinds.items()}
-            for request in requests.values():  # warm-up
-                [client.post(request) for _ in range(100)]
-            for _ in tqdm(range(blocks), desc="API and in-process, taking turns"):
+            client, floor_client = KeepAliveClient(port), KeepAliveClient(floor_port)
+            requests = {name: (client, client.request_bytes(*kind))
+                        for name, kind in kinds.items()}  # fmt: skip
+            requests["floor_raw_jpeg"] = (
+                floor_client,
+                floor_client.request_bytes(*kinds["raw_jpeg"]),
+            )
+            for sender, request in requests.values():  # warm-up
+                [sender.post(request) for _ in range(100)]
+            for _ in tqdm(range(blocks), desc="API, floor and in-process, taking turns"):
                 samples["limit"].append(in_process("chained", per_block))
-                for name, request in requests.items():
-                    samples[name].append([client.post(request) * 1e3 for _ in range(per_block)])
+                for name, (sender, request) in requests.items():
+                    samples[name].append([sender.post(request) * 1e3 for _ in range(per_block)])
             client.close()
+            floor_client.close()
         pieces = {f"{name}_ms": p50(in_process(name, 300))
                   for name in ("decode_preprocess", "forward", "predictor")}  # fmt: skip
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        for process in (server, floor):
+            process.terminate()
+            process.wait(timeout=30)
         limit.kill()
     return {"server_engine": engine, **summarise(samples, pieces, per_block)}
 
