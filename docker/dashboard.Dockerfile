@@ -25,9 +25,10 @@ RUN pip install --no-cache-dir "uv==${UV_VERSION}" \
     && uv venv /opt/venv --python /usr/local/bin/python
 WORKDIR /src
 COPY pyproject.toml constraints.txt README.md ./
-# vision needs torch and torchvision, forecast torch: CPU-only wheels by default (see
-# docker/vision.Dockerfile); churn needs neither.
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+# vision needs torch and torchvision, forecast torch: from PyPI, or first from TORCH_INDEX_URL
+# when it names an index, e.g. PyTorch's CPU-only one (see docker/vision.Dockerfile); churn
+# needs neither.
+ARG TORCH_INDEX_URL=
 RUN --mount=type=cache,target=/root/.cache/uv \
     case "$PROJECT" in vision) wanted='^(torch|torchvision)==' ;; forecast) wanted='^torch==' ;; \
         *) wanted='' ;; esac; \

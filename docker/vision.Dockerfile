@@ -10,8 +10,8 @@
 #   docker run -p 8080:8080 -v "$(python -m common.deploy path vision):/opt/ml/model:ro" \
 #       ml-portfolio/vision-api serve
 #
-# torch and torchvision are installed CPU-only by default (see TORCH_INDEX_URL below): the service
-# predicts with ONNX Runtime and uses torch for preprocessing and Grad-CAM.
+# torch and torchvision come from PyPI unless TORCH_INDEX_URL names another index (below): the
+# service predicts with ONNX Runtime and uses torch for preprocessing and Grad-CAM.
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
@@ -29,12 +29,13 @@ RUN pip install --no-cache-dir "uv==${UV_VERSION}" \
 WORKDIR /src
 # Dependencies first, from the pins alone: editing the code does not reinstall them.
 COPY pyproject.toml constraints.txt README.md ./
-# torch first, from TORCH_INDEX_URL: PyTorch's CPU-only wheels by default (~200 MB, against ~5 GB
-# of CUDA libraries in PyPI's build, which a CPU service never loads). The next step finds the
-# pinned version installed (2.13.0+cpu satisfies ==2.13.0) and leaves it. An empty
-# TORCH_INDEX_URL installs PyPI's build (what these pins were resolved against); another URL
-# picks another build, e.g. a CUDA one for a GPU host.
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+# By default torch comes from PyPI with the rest, the build these pins were resolved against
+# (with ~5 GB of CUDA libraries a CPU service never loads). For a ~200 MB image, pass PyTorch's
+# CPU-only wheel index (the --index-url PyTorch's install selector shows for CPU) as
+# TORCH_INDEX_URL: torch is then installed from it first, and the next step finds the pinned
+# version there (2.13.0+cpu satisfies ==2.13.0) and leaves it. A CUDA index suits a GPU host.
+# The repository names no package index itself: which one to trust is the builder's choice.
+ARG TORCH_INDEX_URL=
 RUN --mount=type=cache,target=/root/.cache/uv \
     if [ -n "$TORCH_INDEX_URL" ]; then \
         grep -E '^(torch|torchvision)==' constraints.txt > /tmp/torch.txt \

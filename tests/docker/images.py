@@ -5,9 +5,8 @@ every image promises (the non-root user, the HEALTHCHECK, the SageMaker label, a
 SIGTERM). The helpers underneath are benchmarks/containers.py's, which times the same steps.
 
 Skipped, with the reason, where neither podman nor docker can run containers. Building needs
-the base image `python:3.11-slim` and PyPI; torch comes from TORCH_INDEX_URL when that is set in
-the environment (CI sets it empty: plain PyPI), else from the Dockerfiles' default, PyTorch's
-CPU-only index.
+the base image `python:3.11-slim` and PyPI; torch comes from PyPI, the Dockerfiles' default,
+or first from the index TORCH_INDEX_URL names when that is set in the environment.
 """
 
 from __future__ import annotations

@@ -82,6 +82,29 @@ def test_api_images_keep_the_sagemaker_contract(service: str) -> None:
     assert ("TORCH_INDEX_URL" in installs) == (service != "churn")  # churn has no torch
 
 
+def test_build_inputs_name_no_package_index() -> None:
+    """Where packages come from is the builder's choice (pip's or uv's configuration, or
+    TORCH_INDEX_URL): no committed build input names an index, and by default torch comes from
+    PyPI like everything else, at the pinned version."""
+    root = DOCKER.parent
+    inputs = [*DOCKERFILES, DOCKER / "compose.yaml", root / "Makefile", root / "pyproject.toml",
+              root / "constraints.txt", *sorted((root / ".ci").rglob("*"))]  # fmt: skip
+    index = re.compile(
+        r"pypi\.org|pythonhosted\.org|download\.pytorch\.org|https?://\S*/(simple|whl)\b"
+    )
+    for path in (p for p in inputs if p.is_file()):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            assert not index.search(line), (
+                f"{path.relative_to(root)}:{number} names a package index: {line.strip()}"
+            )
+    for dockerfile in DOCKERFILES:
+        assert ("ARG", "TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu") not in instructions(
+            dockerfile
+        )
+        defaults = [a for w, a in instructions(dockerfile) if a.startswith("TORCH_INDEX_URL")]
+        assert defaults in ([], ["TORCH_INDEX_URL="]), f"{dockerfile.name}: {defaults}"
+
+
 def test_compose_stack_fits_together() -> None:
     compose = yaml.safe_load((DOCKER / "compose.yaml").read_text())
     services = compose["services"]
