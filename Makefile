@@ -290,13 +290,16 @@ docker-run-forecast: ## Run the forecast API image as SageMaker would (`serve`) 
 $(addprefix docker-run-,$(SERVICES)): docker-run-%:
 	$(CONTAINER_ENGINE) run --rm -p 127.0.0.1:$(API_PORT_$*):8080 ml-portfolio/$*-api:latest serve
 
-# compose mounts each project's serving model (production, else latest) and the artifact store.
+# compose mounts each project's serving model (production, else latest), the artifact store
+# and the monitoring folder (`make monitor-*` writes it; the dashboards' Monitoring pages read it).
 COMPOSE = CHURN_MODEL_DIR=$$($(PY) -m common.deploy path churn) \
 	VISION_MODEL_DIR=$$($(PY) -m common.deploy path vision) \
 	FORECAST_MODEL_DIR=$$($(PY) -m common.deploy path forecast) \
 	ARTIFACTS_DIR=$$($(PY) -c "from common.settings import get_settings as s; \
-	print(s().artifacts_root.resolve())") HOST_UID=$$(id -u) HOST_GID=$$(id -g) \
-	$(CONTAINER_ENGINE) compose -f docker/compose.yaml
+	print(s().artifacts_root.resolve())") \
+	MONITORING_DIR=$$($(PY) -c "from common.settings import get_settings as s; \
+	p = s().monitoring_root; p.mkdir(parents=True, exist_ok=True); print(p.resolve())") \
+	HOST_UID=$$(id -u) HOST_GID=$$(id -g) $(CONTAINER_ENGINE) compose -f docker/compose.yaml
 
 compose-up: $(INSTALLED) ## Build and start APIs, dashboards, MLflow UI and Prometheus (docker/compose.yaml)
 	@for p in $(SERVICES); do $(PY) -m common.deploy path $$p >/dev/null \

@@ -124,6 +124,9 @@ def test_compose_stack_fits_together() -> None:
         assert dashboard["depends_on"] == {f"{project}-api": {"condition": "service_healthy"}}
         assert dashboard["environment"]["API_URL"] == f"http://{project}-api:8080"
         assert dashboard["build"]["args"]["PROJECT"] == project
+        # Its Monitoring page reads the host's `make monitor-*` reports, where it is told to.
+        root = dashboard["environment"]["MLP_MONITORING_ROOT"]
+        assert f"${{MONITORING_DIR}}:{root}:ro" in dashboard["volumes"]
     # Prometheus scrapes the APIs by their compose names and loads the alert rules beside it.
     config = yaml.safe_load((DOCKER / "prometheus" / "prometheus.yml").read_text())
     targets = {t for job in config["scrape_configs"] for c in job["static_configs"]
