@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from common.cli import add_serve_command, finish_monitoring, project_app, user_errors
+from common.errors import UserError
 from common.settings import get_settings
 
 app = project_app(__doc__)
@@ -26,7 +27,11 @@ def data(
     rows: int = typer.Option(7043, min=1, help="Customers to generate (IBM's file has 7043)."),
     seed: int = typer.Option(42, help="Generator seed."),
     shift: float = typer.Option(0.0, min=0.0, max=1.0, help="Inject drift: 0 none, 1 strong."),
-    download: bool = typer.Option(False, help="Fetch IBM's real file; generate if offline."),
+    download: bool = typer.Option(
+        False,
+        help="Fetch IBM's real file. If the download fails, generate instead, but only when "
+        "--out does not exist yet: an existing file is kept unchanged and the command fails.",
+    ),
     url: str | None = typer.Option(None, help="Download from here instead (a mirror, file://)."),
 ) -> None:
     """Write the Telco data set: IBM's real file with --download, else the built-in generator."""
@@ -39,6 +44,13 @@ def data(
                 typer.echo(download_telco(out, url or TELCO_URL))
                 return
             except DownloadError as exc:  # offline: fall back; a bad file is an error instead
+                if out.exists():
+                    # It may be the real file from an earlier download: never replace it with
+                    # synthetic data just because this attempt was offline.
+                    raise UserError(
+                        f"{exc}\n{out} already exists and was kept unchanged; delete it or give "
+                        "another --out to generate the built-in data there instead"
+                    ) from exc
                 logger.warning("%s", exc)
                 logger.info("generating %d synthetic customers (seed %d)", rows, seed)
         typer.echo(write_customers(out, rows, seed=seed, shift=shift))

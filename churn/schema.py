@@ -30,6 +30,15 @@ ADDONS = ("OnlineSecurity", "OnlineBackup", "DeviceProtection", "TechSupport")
 ADDONS += ("StreamingTV", "StreamingMovies")
 
 
+# Charge ceilings: IBM's file tops out near $119 a month and $8,700 in total, so these are far
+# above any real bill yet far below float32's limit (~3.4e38). Without them a value like 1e39 is
+# a finite float64 that passes validation, becomes inf in the float32 model matrix and turns the
+# SHAP reason codes into NaN (a 200 with nulls, or a 500 when JSON refuses NaN).
+MAX_MONTHLY_CHARGE = 10_000.0
+MAX_TENURE_MONTHS = 120
+MAX_TOTAL_CHARGE = MAX_MONTHLY_CHARGE * MAX_TENURE_MONTHS
+
+
 def _yes_no(name: str, description: str, *, required: bool = True) -> Column:
     return Column(name, "category", categories=_YES_NO, required=required, description=description)
 
@@ -43,7 +52,7 @@ TELCO_SCHEMA = TableSchema(
         Column("SeniorCitizen", "int", min=0, max=1, description="1 if aged 65 or over."),
         _yes_no("Partner", "Has a partner."),
         _yes_no("Dependents", "Has dependents."),
-        Column("tenure", "int", min=0, max=120, description="Months as a customer."),
+        Column("tenure", "int", min=0, max=MAX_TENURE_MONTHS, description="Months as a customer."),
         _yes_no("PhoneService", "Has a phone line."),
         Column("MultipleLines", "category", categories=_LINES, description="Several phone lines."),
         Column("InternetService", "category", categories=_INTERNET, description="Internet type."),
@@ -54,9 +63,22 @@ TELCO_SCHEMA = TableSchema(
         Column("Contract", "category", categories=_CONTRACTS, description="Contract term."),
         _yes_no("PaperlessBilling", "Receives bills electronically."),
         Column("PaymentMethod", "category", categories=_PAYMENTS, description="How they pay."),
-        Column("MonthlyCharges", "float", min=0, description="Current monthly bill, USD."),
+        Column(
+            "MonthlyCharges",
+            "float",
+            min=0,
+            max=MAX_MONTHLY_CHARGE,
+            description="Current monthly bill, USD.",
+        ),
         # IBM's file writes " " here for the 11 customers with tenure 0 (no bill yet).
-        Column("TotalCharges", "float", min=0, nullable=True, description="Billed to date, USD."),
+        Column(
+            "TotalCharges",
+            "float",
+            min=0,
+            max=MAX_TOTAL_CHARGE,
+            nullable=True,
+            description="Billed to date, USD.",
+        ),
         # Optional, so the same schema validates unlabelled data sent for scoring.
         _yes_no(LABEL, "Left within the last month.", required=False),
     ),

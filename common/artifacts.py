@@ -227,13 +227,22 @@ class ArtifactStore:
 
     def resolve_serving(self, model_dir: Path | None = None) -> Path:
         """What a service or dashboard should load: `model_dir` if given (`MODEL_DIR`), else
-        `production` if promoted, else `latest`; ArtifactError if there is none."""
+        `production` if promoted, else `latest`; ArtifactError if there is none.
+
+        Falls back to `latest` only when nothing was ever promoted: a `production` alias that
+        points at a missing version is an error, because silently serving an unreviewed model
+        instead of the promoted one is worse than not starting."""
         if model_dir is not None:
             return model_dir
-        try:
-            return self.resolve("production")
-        except ArtifactError:
+        promoted = self.aliases().get("production")
+        if promoted is None:
             return self.resolve("latest")
+        if not (self.project_dir / promoted / MANIFEST).exists():
+            raise ArtifactError(
+                f"{self.project}: alias 'production' points at version {promoted!r}, which is "
+                f"not in {self.project_dir}; promote an existing version or set MODEL_DIR"
+            )
+        return self.project_dir / promoted
 
     def load(self, ref: str | Path, *, verify: bool = True) -> tuple[Path, Manifest]:
         path = self.resolve(ref)

@@ -19,9 +19,9 @@ from __future__ import annotations
 import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -93,6 +93,18 @@ class ServeSettings(BaseSettings):
     def _upper(cls, value: object) -> object:
         # `warning` and `WARNING` both work, as they do for uvicorn's own --log-level.
         return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _drift_window_holds_enough_rows(self) -> Self:
+        # The window never holds more than drift_window_rows, so a larger minimum would mean the
+        # drift gauges silently never appear: refuse it at start-up instead.
+        if self.drift_min_rows > self.drift_window_rows:
+            raise ValueError(
+                f"MLP_SERVE_DRIFT_MIN_ROWS ({self.drift_min_rows}) is larger than "
+                f"MLP_SERVE_DRIFT_WINDOW_ROWS ({self.drift_window_rows}): the drift window "
+                "could never hold enough rows; lower the first or raise the second"
+            )
+        return self
 
 
 @lru_cache(maxsize=1)

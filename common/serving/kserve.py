@@ -20,7 +20,13 @@ from pydantic import BaseModel, Field
 from common.predictor import Predictor, TabularPredictor
 from common.schema import TableSchema, validate
 from common.serving.errors import ApiError, ErrorBody, too_many_rows
-from common.serving.routes import ERRORS, Health, predict_off_loop, predictor_for_json
+from common.serving.routes import (
+    ERRORS,
+    Health,
+    batch_limit,
+    predict_off_loop,
+    predictor_for_json,
+)
 
 TAGS = ["open inference protocol (v2)"]
 Datatype = Literal["BOOL", "INT64", "FP64", "FP32", "INT32", "BYTES"]
@@ -33,6 +39,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 # Which tensor datatypes may carry each kind of column.
 _ACCEPTED = {"int": {"INT64", "INT32"}, "float": {"FP64", "FP32", "INT64", "INT32"},
              "category": {"BYTES"}, "string": {"BYTES"}}  # fmt: skip
+_NUMBER_TYPES = {"INT64", "INT32", "FP64", "FP32"}
 
 
 class Tensor(BaseModel):
@@ -74,6 +81,8 @@ def add_routes(app: FastAPI, predictor_cls: type[TabularPredictor], settings: An
 
     PredictorDep = Annotated[Predictor, Depends(current_predictor)]
     schema = predictor_cls.input_schema
+    # The same limit as /predict and /invocations: the model's own if tighter than the service's.
+    limit = batch_limit(predictor_cls, settings)
 
     def model_named(name: str, predictor: TabularPredictor) -> TabularPredictor:
         served = predictor.manifest.project
@@ -118,7 +127,7 @@ def add_routes(app: FastAPI, predictor_cls: type[TabularPredictor], settings: An
         predictor: Annotated[Predictor, Depends(predictor_for_json)],
     ) -> InferResponse:
         model = model_named(name, predictor)
-        table = validate(_to_frame(payload.inputs, schema, settings.max_batch_rows), schema,
+        table = validate(_to_frame(payload.inputs, schema, limit), schema,
                          source="request", allow_extra=False)  # fmt: skip
         out = await predict_off_loop(lambda: model.predict_table(table), len(table))
         field = model.score_field
@@ -152,6 +161,8 @@ def _to_frame(inputs: list[Tensor], schema: TableSchema, limit: int) -> pd.DataF
             allowed = " or ".join(sorted(_ACCEPTED[schema[t.name].kind]))
             raise ApiError(422, f"invalid request: input {t.name!r} is {t.datatype}; "
                            f"its column takes {allowed}")  # fmt: skip
+        if t.datatype in _NUMBER_TYPES:
+            _require_numbers(t)
         lengths.add(t.shape[0])
     if len(lengths) > 1:
         raise ApiError(422, f"invalid request: input tensors differ in length: {sorted(lengths)}")
@@ -159,6 +170,17 @@ def _to_frame(inputs: list[Tensor], schema: TableSchema, limit: int) -> pd.DataF
     if n > limit:
         raise ApiError(413, too_many_rows(n, limit))
     return pd.DataFrame({t.name: pd.Series(t.data, dtype=object) for t in inputs})
+
+
+def _require_numbers(tensor: Tensor) -> None:
+    """Refuse strings and booleans in a number tensor. Validation would coerce `"2"` to 2 and
+    `true` to 1, but /predict refuses both (strict numbers), and so must this protocol; a
+    missing value (null) is left for validation to judge against the column's nullability."""
+    for i, value in enumerate(tensor.data):
+        if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+            continue
+        raise ApiError(422, f"invalid request: input {tensor.name!r} is {tensor.datatype} but "
+                       f"value {i} is {value!r}, not a number")  # fmt: skip
 
 
 def _to_tensor(name: str, column: pd.Series) -> Tensor:

@@ -207,6 +207,23 @@ def test_download_falls_back_to_generated_data_only_when_offline(tmp_path: Path,
     assert len(pd.read_csv(out)) == 1000
 
 
+def test_failed_download_keeps_an_existing_file(
+    tmp_path: Path, settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import churn.data
+
+    def offline(dest: Path, url: str) -> Path:
+        raise churn.data.DownloadError(f"downloading {url} failed (offline)")
+
+    monkeypatch.setattr(churn.data, "download_telco", offline)
+    out = tmp_path / "telco.csv"
+    out.write_text("the real file from an earlier download\n")
+    result = invoke("data", "--download", "--out", out, "--rows", 1000)
+    assert result.exit_code == 2
+    assert "failed (offline)" in result.stderr and "kept unchanged" in result.stderr
+    assert out.read_text() == "the real file from an earlier download\n"
+
+
 def test_download_of_something_that_is_not_the_table_is_an_error(tmp_path: Path, settings) -> None:
     page = tmp_path / "page.csv"
     page.write_text("<html><body>Rate limited</body></html>\n")

@@ -312,6 +312,14 @@ def test_non_numeric_charges_name_column_and_row(tmp_path: Path) -> None:
         load_customers(write_rows(tmp_path, rows))
 
 
+def test_charges_above_the_maximum_name_column_and_row(tmp_path: Path) -> None:
+    rows = real_rows()
+    rows.loc[1, "TotalCharges"] = "1e39"  # finite in float64, inf in the float32 model matrix
+    pattern = re.escape("column 'TotalCharges': is above the maximum 1.2e+06 (1 row: 2;")
+    with pytest.raises(DataValidationError, match=pattern):
+        load_customers(write_rows(tmp_path, rows))
+
+
 def test_negative_tenure_is_refused(tmp_path: Path) -> None:
     rows = real_rows()
     rows.loc[0, "tenure"] = "-3"

@@ -118,6 +118,9 @@ CSV_LINE = ",".join(str(v) for v in RISKY.values())
         ({**RISKY, "Contract": "Weekly"}, None, 422, "Contract: Input should be 'Month-to-month'"),
         ({**RISKY, "tenure": -3}, None, 422,
          "tenure: Input should be greater than or equal to 0 (got -3)"),
+        # Finite in float64 but inf in the float32 model matrix: refused by the schema's maximum.
+        ({**RISKY, "MonthlyCharges": 1e39}, None, 422, "MonthlyCharges: Input should be less"),
+        ({**RISKY, "TotalCharges": 1e39}, None, 422, "TotalCharges: Input should be less"),
         ("", "application/json", 400, "empty body"),
         ([], None, 422, "List should have at least 1 item"),
         ('{"tenure": 3,', "application/json", 400, "malformed JSON"),
@@ -147,6 +150,7 @@ def test_bad_requests_to_predict(client, body, content_type, status: int, expect
         (CSV_LINE.replace("85.5", "inf"), 422, "column 'MonthlyCharges': is infinite"),
         (CSV_LINE.replace(",2,", ",inf,", 1), 422, "column 'tenure': is infinite"),
         (CSV_LINE.replace("85.5", "lots"), 422, "column 'MonthlyCharges': is not numeric"),
+        (CSV_LINE.replace("85.5", "1e39"), 422, "column 'MonthlyCharges': is above the maximum"),
     ],
 )
 def test_bad_csv_to_invocations(client, body: str, status: int, expected: str) -> None:
@@ -154,6 +158,15 @@ def test_bad_csv_to_invocations(client, body: str, status: int, expected: str) -
     assert response.status_code == status, response.text
     assert expected in response.json()["error"]
     assert client.get("/ping").status_code == 200
+
+
+@pytest.mark.parametrize("field", ["MonthlyCharges", "TotalCharges"])
+def test_huge_charges_to_json_invocations_are_a_422_not_a_500(client, field: str) -> None:
+    # 1e39 is a finite float64 but overflows float32; before the schema's maximum it reached
+    # the model as inf and the NaN reason codes broke the JSON answer (a 500).
+    response = client.post("/invocations", json=[{**RISKY, field: 1e39}])
+    assert response.status_code == 422, response.text
+    assert f"{field}: Input should be less than or equal to" in response.json()["error"]
 
 
 def test_100k_rows_are_refused_by_the_batch_limit_not_processed(
@@ -165,9 +178,14 @@ def test_100k_rows_are_refused_by_the_batch_limit_not_processed(
     response = client.post("/invocations", content=body, headers={"content-type": "text/csv"})
     assert response.status_code == 413
     assert "batch of 100000 rows is above this service's limit of 50000" in response.text
-    as_json = json.loads(rows.head(60_000).to_json(orient="records"))
-    listed = client.post("/invocations", json=as_json)
-    assert listed.status_code == 413  # over the body limit, refused before parsing
+    # JSON records too: ~26 MB, under the 32 MiB body limit, so again the row limit refuses it.
+    as_json = rows.head(60_000).to_json(orient="records").encode()
+    assert len(as_json) < ServeSettings().max_body_bytes
+    listed = client.post(
+        "/invocations", content=as_json, headers={"content-type": "application/json"}
+    )
+    assert listed.status_code == 413
+    assert "batch of 60000 rows is above this service's limit of 50000" in listed.text
     assert client.post("/predict", json=SAFE).status_code == 200
 
 

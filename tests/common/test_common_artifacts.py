@@ -289,6 +289,20 @@ def test_corrupted_aliases_file_is_an_artifact_error(
         store.aliases()
 
 
+def test_resolve_serving_refuses_a_production_alias_to_a_missing_version(
+    store: ArtifactStore, publish: Publish
+) -> None:
+    promoted = publish("v1")
+    store.set_alias("production", promoted.name)
+    publish("v2")  # a newer, unreviewed model that must not be served in its place
+    shutil.rmtree(promoted)
+
+    with pytest.raises(ArtifactError, match="alias 'production' points at version") as excinfo:
+        store.resolve_serving()
+
+    assert repr(promoted.name) in str(excinfo.value)
+
+
 def test_promote_with_a_passing_gate_sets_production(
     store: ArtifactStore, publish: Publish
 ) -> None:

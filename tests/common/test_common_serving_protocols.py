@@ -148,8 +148,13 @@ def test_v2_health_metadata_and_infer(client: TestClient, toy_artifact: Path) ->
         ([tensor("age", [30], "INT64")], 422, "column 'plan': is missing"),
         ([tensor("age", [-1], "INT64"), tensor("plan", ["x"])], 422, "below the minimum 18"),
         ([], 422, "inputs: List should have at least 1 item"),
+        # Strict numbers, as on /predict: validation would otherwise coerce "30" and true.
+        ([tensor("age", [30, "30"], "INT64"), tensor("plan", ["pro", "pro"])], 422,
+         "input 'age' is INT64 but value 1 is '30', not a number"),
+        ([tensor("age", [True], "INT64"), tensor("plan", ["pro"])], 422,
+         "input 'age' is INT64 but value 0 is True, not a number"),
     ],
-)
+)  # fmt: skip
 def test_v2_bad_tensors(client: TestClient, inputs, status: int, expected: str) -> None:
     response = client.post("/v2/models/toy/infer", json={"inputs": inputs})
     assert response.status_code == status and expected in response.json()["error"]
@@ -188,3 +193,19 @@ def test_v2_checks_content_type_and_tensor_datatypes(client: TestClient) -> None
     response = client.post("/v2/models/toy/infer", json=request)
     assert response.status_code == 422
     assert "input 'age' is BYTES; its column takes INT32 or INT64" in response.json()["error"]
+
+
+def test_v2_infer_keeps_the_models_own_batch_limit(toy_predictor, toy_artifact: Path) -> None:
+    class SmallBatches(toy_predictor):  # type: ignore[misc, valid-type]
+        max_batch = 2  # tighter than the service's max_batch_rows
+
+    app = create_app(SmallBatches, ServeSettings(model_dir=toy_artifact))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        deadline = time.monotonic() + 10
+        while client.get("/ping").status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        inputs = [tensor("age", [30, 20, 40], "INT64"), tensor("plan", ["pro"] * 3)]
+        response = client.post("/v2/models/toy/infer", json={"inputs": inputs})
+    assert response.status_code == 413
+    assert "batch of 3 rows is above this service's limit of 2 rows" in response.json()["error"]

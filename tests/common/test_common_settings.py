@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -165,3 +166,15 @@ def test_serve_log_level_accepts_any_case_and_names_a_bad_one(
     monkeypatch.setenv("MLP_SERVE_LOG_LEVEL", "loud")
     with pytest.raises(ValidationError, match="log_level"):
         ServeSettings()
+
+
+def test_drift_min_rows_above_the_window_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from common.settings import ServeSettings
+
+    monkeypatch.setenv("MLP_SERVE_DRIFT_WINDOW_ROWS", "500")
+    monkeypatch.setenv("MLP_SERVE_DRIFT_MIN_ROWS", "501")
+    both = "MLP_SERVE_DRIFT_MIN_ROWS (501) is larger than MLP_SERVE_DRIFT_WINDOW_ROWS (500)"
+    with pytest.raises(ValidationError, match=re.escape(both)):
+        ServeSettings()
+    monkeypatch.setenv("MLP_SERVE_DRIFT_MIN_ROWS", "500")  # equal is enough rows
+    assert ServeSettings().drift_min_rows == 500
