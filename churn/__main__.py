@@ -12,7 +12,6 @@ from pathlib import Path
 import typer
 
 from common.cli import add_serve_command, finish_monitoring, project_app, user_errors
-from common.errors import UserError
 from common.settings import get_settings
 
 app = project_app(__doc__)
@@ -30,7 +29,7 @@ def data(
     download: bool = typer.Option(
         False,
         help="Fetch IBM's real file. If the download fails, generate instead, but only when "
-        "--out does not exist yet: an existing file is kept unchanged and the command fails.",
+        "--out does not exist yet: an existing file is kept unchanged.",
     ),
     url: str | None = typer.Option(None, help="Download from here instead (a mirror, file://)."),
 ) -> None:
@@ -44,14 +43,13 @@ def data(
                 typer.echo(download_telco(out, url or TELCO_URL))
                 return
             except DownloadError as exc:  # offline: fall back; a bad file is an error instead
+                logger.warning("%s", exc)
                 if out.exists():
                     # It may be the real file from an earlier download: never replace it with
                     # synthetic data just because this attempt was offline.
-                    raise UserError(
-                        f"{exc}\n{out} already exists and was kept unchanged; delete it or give "
-                        "another --out to generate the built-in data there instead"
-                    ) from exc
-                logger.warning("%s", exc)
+                    logger.warning("kept the existing %s unchanged (delete it to generate)", out)
+                    typer.echo(out)
+                    return
                 logger.info("generating %d synthetic customers (seed %d)", rows, seed)
         typer.echo(write_customers(out, rows, seed=seed, shift=shift))
 

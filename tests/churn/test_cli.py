@@ -219,8 +219,9 @@ def test_failed_download_keeps_an_existing_file(
     out = tmp_path / "telco.csv"
     out.write_text("the real file from an earlier download\n")
     result = invoke("data", "--download", "--out", out, "--rows", 1000)
-    assert result.exit_code == 2
-    assert "failed (offline)" in result.stderr and "kept unchanged" in result.stderr
+    assert result.exit_code == 0, result.stderr
+    assert "failed (offline)" in result.stderr and "kept the existing" in result.stderr
+    assert result.stdout.strip() == str(out)
     assert out.read_text() == "the real file from an earlier download\n"
 
 
