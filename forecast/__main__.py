@@ -7,6 +7,7 @@ directory on stdout (and nothing else), so `dir=$(python -m forecast train --dat
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from common.settings import get_settings
 
 app = project_app(__doc__)
 logger = logging.getLogger("forecast")
+#: The promotion gate's metric: the selection's skill over seasonal naive on held-out windows.
+GATE = "held_out_selection.skill"
 
 
 @app.command()
@@ -107,18 +110,24 @@ def promote(
     alias: str = typer.Option("production", help="Alias to point at the model."),
     min_skill: float = typer.Option(
         0.0,
-        help="Refuse a model whose backtest MASE is not this far below seasonal naive's "
+        help="Refuse a model whose held-out MASE is not this far below seasonal naive's "
         "(0: at least as good).",
     ),
 ) -> None:
-    """Point an alias (default `production`) at a model no worse than seasonal naive."""
+    """Point an alias (default `production`) at a model no worse than seasonal naive.
+
+    The gate is `held_out_selection.skill`: each backtest window after the first, forecast by
+    the model chosen on the windows before it. The in-sample `backtest.selected` cannot fail
+    it (seasonal naive is a candidate, so each series' best is never worse); a model trained
+    with a single backtest window has no held-out score and is refused.
+    """
     from common.artifacts import ArtifactStore
 
     with user_errors():
         store = ArtifactStore(get_settings().artifacts_root, "forecast")
-        promoted = store.promote(model, alias=alias, gate={"backtest.selected.skill": min_skill})
-    skill = promoted.metric("backtest.selected.skill")
-    typer.echo(f"{alias} -> {promoted.version} (MASE {skill:.1%} below seasonal naive)")
+        promoted = store.promote(model, alias=alias, gate={GATE: min_skill})
+    skill = promoted.metric(GATE)
+    typer.echo(f"{alias} -> {promoted.version} (held-out MASE {skill:.1%} below seasonal naive)")
 
 
 add_serve_command(app, "forecast.serve:ForecastPredictor")
@@ -147,14 +156,25 @@ def monitor(
         settings = get_settings()
         path = ArtifactStore(settings.artifacts_root, "forecast").resolve(model) if model else None
         result = run_monitor(actuals, settings=settings, model=path, rules=rules, as_of=as_of)
-    m = result.metrics
+    # A metric is absent until there are enough new actuals to compute it (no level-shift
+    # ratio before a few points, no coverage before half a horizon): print n/a, never fail
+    # here, after the report is written and alerts are sent but before finish_monitoring.
+    formats = {"error.cusum": ".1f", "level_shift.ratio": ".2f", "coverage.min": ".2f",
+               "data.stale_series": ".0f"}  # fmt: skip
+    m = {name: _metric(result.metrics, name, spec) for name, spec in formats.items()}
     logger.info(
-        "%d points; error CUSUM %.1f; level-shift ratio %.2f; coverage min %.2f; stale series "
-        "%d; alerts sent: %d; open: %s", result.rows, m["error.cusum"], m["level_shift.ratio"],
-        m.get("coverage.min", float("nan")), m["data.stale_series"], len(result.alerts),
+        "%d points; error CUSUM %s; level-shift ratio %s; coverage min %s; stale series %s; "
+        "alerts sent: %d; open: %s", result.rows, m["error.cusum"], m["level_shift.ratio"],
+        m["coverage.min"], m["data.stale_series"], len(result.alerts),
         ", ".join(r.name for r in result.open) or "none",
     )  # fmt: skip
     finish_monitoring(result)
+
+
+def _metric(metrics: Mapping[str, float], name: str, spec: str) -> str:
+    """One metric formatted with `spec`, or "n/a" when the run could not compute it."""
+    value = metrics.get(name)
+    return "n/a" if value is None else format(value, spec)
 
 
 if __name__ == "__main__":

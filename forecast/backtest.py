@@ -71,12 +71,21 @@ def run_backtest(
     season: int,
     horizon: int,
     cuts: Sequence[int],
+    filled: np.ndarray | None = None,
 ) -> Backtest:
     """Fit every model on each window's past and forecast its next `horizon` points.
+
+    `filled` marks points that were missing and interpolated (`SeriesData.filled_mask`): an
+    interpolated point is drawn from the next real one, so a window's past would hold a bit of
+    its future. Models are fitted on the series with those points carried forward from the last
+    real value instead (a past-only fill), and filled points are not scored as actuals.
 
     A model that raises on this series is recorded in `failures` (and logged) and left out of
     the selection, rather than stopping a run over many series: one pathological series should
     not cost the other ninety-nine their models. Errors in the data itself are found earlier."""
+    filled = np.zeros(len(history), dtype=bool) if filled is None else np.asarray(filled, bool)
+    # Forward fill only looks back, so filling the whole series once leaks nothing into a cut.
+    history = history.assign(y=history["y"].mask(filled).ffill())
     y = history["y"].to_numpy(dtype=float)
     parts: list[pd.DataFrame] = []
     seconds: dict[str, float] = {}
@@ -94,11 +103,12 @@ def run_backtest(
                     .equals(actual["ds"].reset_index(drop=True))
                 ):
                     raise RuntimeError(f"{name} forecast dates do not follow the cut-off")
-                parts.append(forecast.assign(
+                scored = forecast.assign(
                     series_id=series_id, model=name, cutoff=history["ds"].iloc[cut],
                     step=np.arange(1, horizon + 1), y=actual["y"].to_numpy(),
                     scale=seasonal_scale(y[:cut], season),
-                ))  # fmt: skip
+                )  # fmt: skip
+                parts.append(scored[~filled[cut : cut + horizon]])
         except Exception as exc:  # recorded, logged and reported; see the docstring
             failures[name] = f"{type(exc).__name__}: {exc}"
             logger.warning("%s: %s failed in the backtest: %s", series_id, name, failures[name])
@@ -148,3 +158,18 @@ def select(scores: pd.DataFrame, metric: str, order: Sequence[str]) -> str:
     rank = {name: i for i, name in enumerate(order)}
     best = scores.assign(_rank=scores["model"].map(rank)).sort_values([metric, "_rank"])
     return str(best["model"].iloc[0])
+
+
+def select_held_out(frame: pd.DataFrame, metric: str, order: Sequence[str]) -> pd.DataFrame:
+    """The selection scored out of sample, on one series' backtest points (candidate models
+    only): for each window after the first, the points of the model `select` picks on the
+    windows before it. The final model is chosen on every window, so its own backtest score
+    is the best of the candidates' on those windows and flatters it; these points are what
+    choosing by backtest actually delivered on windows it had not seen. Empty with a single
+    window."""
+    cuts = sorted(frame["cutoff"].unique())
+    parts = []
+    for cut in cuts[1:]:
+        choice = select(summarise(frame[frame["cutoff"] < cut], by=["model"]), metric, order)
+        parts.append(frame[(frame["cutoff"] == cut) & (frame["model"] == choice)])
+    return pd.concat(parts, ignore_index=True) if parts else frame.iloc[:0]

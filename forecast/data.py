@@ -59,12 +59,20 @@ class UnknownSeriesError(DataError, KeyError):
 class SeriesData:
     """Regular series, long format: `series_id` (str), `ds` (naive datetime), `y` (float), sorted
     by series then ds, without gaps on `freq`. `fixes[id]` counts what `prepare` repaired in each
-    series (`filled`, `duplicates`, `reordered`, `trimmed`); `notes` are remarks for the summary."""
+    series (`filled`, `duplicates`, `reordered`, `trimmed`); `notes` are remarks for the summary.
+    `filled[id]` marks the series' points that `prepare` interpolated: the backtest must neither
+    score them nor train on them, since each was drawn from the points after it."""
 
     frame: pd.DataFrame
     freq: str
     fixes: dict[str, dict[str, int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    filled: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def filled_mask(self, series_id: str) -> np.ndarray:
+        """Per point of `series(series_id)`: True where it was interpolated."""
+        n = len(self._rows[series_id])
+        return self.filled.get(series_id, np.zeros(n, dtype=bool))
 
     @cached_property
     def _rows(self) -> dict[str, np.ndarray]:
@@ -184,8 +192,9 @@ def _common_freq(groups: dict[str, pd.DataFrame], source: str) -> str:
 
 def _regularise(
     group: pd.DataFrame, sid: str, freq: str, source: str
-) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
-    """The series' timestamps and values on its grid, and the points filled and trimmed.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
+    """The series' timestamps and values on its grid, which points were filled (a mask), and
+    how many were filled and trimmed.
     Missing y at a series' ends cannot be interpolated: the series runs from its first value to
     its last."""
     ds, y, rows = (group[c].to_numpy() for c in ("ds", "y", "row"))
@@ -207,10 +216,10 @@ def _regularise(
         )
     values = np.full(len(grid), np.nan)
     values[at] = y
-    filled = int(np.isnan(values).sum())
-    if filled:  # linear in position is linear in time here: the grid is evenly spaced
+    missing = np.isnan(values)
+    if missing.any():  # linear in position is linear in time here: the grid is evenly spaced
         values = pd.Series(values).interpolate().to_numpy()
-    return grid, values, {"filled": filled, "trimmed": len(valid) - len(y)}
+    return grid, values, missing, {"filled": int(missing.sum()), "trimmed": len(valid) - len(y)}
 
 
 def _merge_duplicates(
@@ -270,9 +279,9 @@ def prepare(
 
     groups = {str(sid): group for sid, group in work.groupby("series_id", sort=True)}
     freq = frequency.normalise(freq) if freq is not None else _common_freq(groups, source)
-    stamps, values, fixes, short = [], [], {}, {}
+    stamps, values, fixes, short, masks = [], [], {}, {}, {}
     for sid, group in groups.items():
-        grid, y, fixes[sid] = _regularise(group, sid, freq, source)
+        grid, y, masks[sid], fixes[sid] = _regularise(group, sid, freq, source)
         fixes[sid] |= {"duplicates": merged.get(sid, 0), "reordered": unsorted.get(sid, 0)}
         stamps.append(grid)
         values.append(y)
@@ -291,7 +300,8 @@ def prepare(
     if filled:
         _warn(f"{source}: interpolated {sum(filled)} missing points in {len(filled)} of "
               f"{len(fixes)} series")  # fmt: skip
-    return SeriesData(frame, freq, fixes, [tz_note] if tz_note else [])
+    filled_masks = {sid: mask for sid, mask in masks.items() if mask.any()}
+    return SeriesData(frame, freq, fixes, [tz_note] if tz_note else [], filled_masks)
 
 
 def load(

@@ -59,6 +59,19 @@ def describe(freq: str) -> str:
     return FAMILIES[family(freq)][2]
 
 
+def period_alias(freq: str) -> str:
+    """The alias of the same calendar as a pandas Period (`MS` and `ME` are both `M` there)."""
+    return "M" if family(freq) == "M" else normalise(freq)
+
+
+def closes_at(stamps: pd.DatetimeIndex, freq: str) -> pd.DatetimeIndex:
+    """When the period each timestamp stands for is over: the start of the next period. A
+    day stamped 2024-03-14 closes at 2024-03-15 00:00, a month stamped 2024-02-01 (MS) or
+    2024-02-29 (ME) at 2024-03-01, an hour stamped 05:00 at 06:00; a point cannot be expected
+    before then."""
+    return (stamps.to_period(period_alias(freq)) + 1).start_time
+
+
 def future_dates(last: pd.Timestamp, freq: str, horizon: int) -> pd.DatetimeIndex:
     """The `horizon` timestamps after `last`."""
     return pd.date_range(last, periods=horizon + 1, freq=freq)[1:]

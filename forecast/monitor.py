@@ -11,13 +11,16 @@ Per series, against its selected model's backtest MAE:
   back to 0, and so do errors somewhat above a backtest estimated on a few windows; each period
   far above expectation adds at most 2, so S > 5 needs at least three such periods in a row
   (or six at 3x): one outlier or holiday miss never fires it alone.
-- `level_shift.ratio`: |mean error| over the last season / expected MAE. Since |mean e| <=
+- `level_shift.ratio`: |mean error| over the last season (or over all new actuals while
+  there are fewer, from 5 on; absent before) / expected MAE. Since |mean e| <=
   mean |e|, a healthy series stays near or below 1 even when errors are correlated (as
   multi-step errors are); a level shift pushes it up by the shift's size in units of MAE
   (the rule: above 3).
 - `coverage.min`: the share of the last `horizon` actuals inside their intervals.
-- `data.stale_series`: series whose last actual is at least one period older than `--as-of`
-  (default: the newest actual of any series): a point was due and did not come.
+- `data.stale_series`: series missing a point that was due by `--as-of`. A point is due once
+  its period has closed (data are stamped at the period's start: yesterday's daily point is
+  due today at 00:00, not today's); without `--as-of` the clock is the close of the newest
+  actual's period, so a series one point behind the others is stale.
 
 Each metric is the worst series' value; the run folder's `stream.parquet` keeps every point
 and `series.csv` every series, for the dashboard. Residuals standardised by the expected RMSE
@@ -42,6 +45,7 @@ from common.monitoring.run import MonitorResult, monitor_batch
 from common.monitoring.sinks import Sink
 from common.settings import Settings
 from forecast.data import load, read_table_of_series
+from forecast.frequency import closes_at
 from forecast.serve import ForecastPredictor
 
 logger = logging.getLogger(__name__)
@@ -51,6 +55,8 @@ EXPECTATIONS_FILE = "expectations.csv"
 #: period may add: with S > 5 as the rule, a single wild point cannot fire it.
 CUSUM_SLACK = 2.0
 CUSUM_CLIP = 4.0
+#: The fewest new actuals the level-shift ratio is computed from (see `score`).
+SHIFT_MIN_POINTS = 5
 
 
 def expectations(backtest: pd.DataFrame, selected: Mapping[str, str]) -> pd.DataFrame:
@@ -110,17 +116,29 @@ def score(frame: pd.DataFrame, mae: float, rmse: float, horizon: int, season: in
     cusum = np.zeros(len(error))
     for t, r in enumerate(ratio):
         cusum[t] = max(0.0, (cusum[t - 1] if t else 0.0) + min(r, CUSUM_CLIP) - CUSUM_SLACK)
-    # A whole season's mean: over fewer points, one ordinary error would often exceed 2x.
-    shift = pd.Series(error).rolling(season, min_periods=season).mean().abs().to_numpy() / mae
+    # The mean over the last season, or over every point so far while there are fewer (but at
+    # least SHIFT_MIN_POINTS): waiting for a whole season would leave a weekly model (season
+    # 52) blind to a shift for a year. Averaging a few points is enough for the rule's 3x: it
+    # takes one error of 3 x SHIFT_MIN_POINTS typical errors to cross it alone.
+    window = pd.Series(error).rolling(season, min_periods=min(season, SHIFT_MIN_POINTS))
+    shift = window.mean().abs().to_numpy() / mae
     covered = (frame["y"] >= frame["yhat_lower"]) & (frame["y"] <= frame["yhat_upper"])
     return frame.assign(error=error, ratio=ratio, residual_z=error / rmse, cusum=cusum,
                         shift_ratio=shift, covered=covered.astype(float))  # fmt: skip
 
 
+def periods_overdue(last: pd.Timestamp, as_of: pd.Timestamp, freq: str) -> int:
+    """How many points after `last` were due by `as_of`. A point is due once its period has
+    closed, not when it starts: data are stamped at the period's start (a day at 00:00, a
+    month on the 1st), so at 08:00 today yesterday's point is due and today's is not."""
+    after = pd.date_range(last, as_of, freq=freq)[1:]
+    return int((closes_at(after, freq) <= as_of).sum())
+
+
 def summarise_series(scored: pd.DataFrame, horizon: int, last: pd.Timestamp,
                      as_of: pd.Timestamp, freq: str) -> dict[str, float]:  # fmt: skip
     """One series' current state: its latest CUSUM and shift ratio, recent coverage, lag."""
-    lag = len(pd.date_range(last, as_of, freq=freq)) - 1
+    lag = periods_overdue(last, as_of, freq)
     if scored.empty:
         return {"points": 0, "cusum": 0.0, "shift_ratio": 0.0, "coverage": np.nan,
                 "mae_ratio": np.nan, "lag_periods": lag}  # fmt: skip
@@ -155,7 +173,10 @@ def monitor(
         raise UserError(f"{actuals}: series the model does not know: {', '.join(unknown[:5])}")
     expected = read_table_of_series(predictor.path / EXPECTATIONS_FILE)
     expected = expected.set_index("series_id")
-    clock = pd.Timestamp(as_of) if as_of is not None else data.frame["ds"].max()
+    # Without --as-of, "now" is when the newest actual's period closed: it has arrived, so
+    # every series' point for that period was due too.
+    newest = pd.DatetimeIndex([data.frame["ds"].max()])
+    clock = pd.Timestamp(as_of) if as_of is not None else closes_at(newest, predictor.freq)[0]
     season = int(predictor.manifest.extra["season"])
     scored, rows = [], {}
     for sid in predictor.ids:

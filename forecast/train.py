@@ -8,8 +8,9 @@ processes. Any failure before publishing leaves the store exactly as it was.
 
 Artifact layout (besides model_card.md and plots/):
 
-    manifest.json        metrics (`backtest.<model>.mase`, ...) and, in `extra.series`, each
-                         series' folder, selected model, length, dates and what data fixed
+    manifest.json        metrics (`backtest.<model>.mase`, ...; `held_out_selection`, the
+                         promotion gate's) and, in `extra.series`, each series' folder,
+                         selected model, length, dates and what data fixed
     models/0000/         the selected model of the first series (forecast.model.Forecaster.save)
     forecast.parquet     each series' forecast for the horizon after its last point
     backtest.parquet     every backtest point of every model (forecast.backtest)
@@ -32,6 +33,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -84,11 +86,13 @@ class SeriesResult:
     forecast: pd.DataFrame
     seconds: dict[str, float]
     failures: dict[str, str]
+    #: Each window after the first, forecast by the model chosen on the windows before it.
+    held_out: pd.DataFrame
 
 
 def fit_series(
     series_id: str, history: pd.DataFrame, folder: Path, plan: Plan, config: ForecastConfig,
-    progress: bool = False,
+    progress: bool = False, filled: np.ndarray | None = None,
 ) -> SeriesResult:  # fmt: skip
     """Backtest every configured model on one series, pick the best, refit it on all the data
     and save it into `folder`. Seasonal naive is always backtested, as the yardstick of the
@@ -102,11 +106,15 @@ def fit_series(
     }  # fmt: skip
     cuts = bt.cutoffs(len(history), initial=plan.initial, period=plan.period,
                       horizon=plan.horizon, max_windows=config.max_windows)  # fmt: skip
+    # `filled`: the points data preparation interpolated, kept out of the backtest's fits and
+    # scores (see run_backtest); the final model is fitted on the interpolated series, all past.
     result = bt.run_backtest(series_id, history, models, season=plan.season,
-                             horizon=plan.horizon, cuts=cuts)  # fmt: skip
+                             horizon=plan.horizon, cuts=cuts, filled=filled)  # fmt: skip
     scores = bt.summarise(result.frame, by=["model"])
     scores["seconds"] = scores["model"].map(result.seconds)
     candidates = scores[scores["model"].isin(config.models)]
+    held_out = bt.select_held_out(result.frame[result.frame["model"].isin(config.models)],
+                                  config.select_by, ALL_MODELS)  # fmt: skip
     failures = dict(result.failures)
     start = time.perf_counter()
     while True:
@@ -124,7 +132,7 @@ def fit_series(
     seconds = {**result.seconds, "final_fit": time.perf_counter() - start}
     return SeriesResult(series_id, folder.name, selected, result.frame,
                         scores.assign(series_id=series_id), forecast, seconds,
-                        failures)  # fmt: skip
+                        failures, held_out)  # fmt: skip
 
 
 def _init_worker() -> None:
@@ -145,7 +153,8 @@ def fit_all(data: SeriesData, out: Path, plan: Plan, config: ForecastConfig) -> 
     results: dict[str, SeriesResult] = {}
     if jobs == 1:
         for sid, folder in folders.items():
-            results[sid] = fit_series(sid, data.series(sid), folder, plan, config, progress=True)
+            results[sid] = fit_series(sid, data.series(sid), folder, plan, config, progress=True,
+                                      filled=data.filled_mask(sid))  # fmt: skip
             bar.update()
     else:
         # spawn, not fork: forking a process that has started torch's or OpenMP's threads can
@@ -153,7 +162,15 @@ def fit_all(data: SeriesData, out: Path, plan: Plan, config: ForecastConfig) -> 
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker) as pool:
             futures = {
-                pool.submit(fit_series, sid, data.series(sid), folder, plan, config): sid
+                pool.submit(
+                    fit_series,
+                    sid,
+                    data.series(sid),
+                    folder,
+                    plan,
+                    config,
+                    filled=data.filled_mask(sid),
+                ): sid
                 for sid, folder in folders.items()
             }
             for future in as_completed(futures):
@@ -164,7 +181,7 @@ def fit_all(data: SeriesData, out: Path, plan: Plan, config: ForecastConfig) -> 
 
 
 def _frames(results: list[SeriesResult]) -> Iterator[pd.DataFrame]:
-    for name in ("backtest", "scores", "forecast"):
+    for name in ("backtest", "scores", "forecast", "held_out"):
         yield pd.concat([getattr(r, name) for r in results], ignore_index=True)
 
 
@@ -218,13 +235,13 @@ def _write(
     started = time.perf_counter()
     results = fit_all(data, out / MODELS_DIR, plan, config)
     elapsed = time.perf_counter() - started
-    backtest, scores, forecast = _frames(results)
+    backtest, scores, forecast, held_out = _frames(results)
     backtest.to_parquet(out / "backtest.parquet", index=False)
     scores.to_csv(out / "scores.csv", index=False)
     forecast.to_parquet(out / "forecast.parquet", index=False)
     selected = {r.series_id: r.selected for r in results}
     names = list(dict.fromkeys([*config.models, YARDSTICK]))
-    metrics = summary_metrics(backtest, scores, selected, names)
+    metrics = summary_metrics(backtest, scores, selected, names, held_out)
     bt.summarise(backtest, by=["model", "step"]).to_csv(out / "scores_by_step.csv", index=False)
     metrics["train_seconds"] = round(elapsed, 2)
     expectations(backtest, selected).to_csv(out / "expectations.csv", index=False)

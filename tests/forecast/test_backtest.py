@@ -15,6 +15,7 @@ from forecast.backtest import (
     run_backtest,
     seasonal_scale,
     select,
+    select_held_out,
     summarise,
 )
 from forecast.baselines import Naive, SeasonalNaive
@@ -72,6 +73,22 @@ def test_a_jump_inside_a_window_is_not_in_its_forecast() -> None:
     assert (result.frame["y"] > 1000).all()
 
 
+def test_interpolated_points_are_neither_trained_on_nor_scored() -> None:
+    """Points 60-62 were missing and interpolated towards a jump at 63: a window cut at 62
+    must not learn of the jump through them, nor be scored on point 62."""
+    history = series(100)
+    history.loc[history.index >= 63, "y"] += 1000.0
+    missing = np.zeros(100, dtype=bool)
+    missing[60:63] = True
+    gap = history["y"].iloc[59], history["y"].iloc[63]
+    history.loc[60:62, "y"] = np.interp([60, 61, 62], [59, 63], gap)  # as prepare fills it
+    result = run_backtest("s", history, {"naive": lambda: Naive("D", 7)}, season=7, horizon=7,
+                          cuts=[62], filled=missing)  # fmt: skip
+    assert (result.frame["yhat"] == history["y"].iloc[59]).all()  # carried forward, not 60-61
+    assert result.frame["ds"].tolist() == history["ds"].iloc[63:69].tolist()  # 62 not scored
+    assert result.frame["step"].tolist() == list(range(2, 8))
+
+
 def test_seasonal_naive_backtest_errors_match_a_hand_computation() -> None:
     history = series(60)
     result = run_backtest("s", history, {"seasonal_naive": lambda: SeasonalNaive("D", 7)},
@@ -122,3 +139,30 @@ def test_a_failing_model_is_recorded_and_left_out() -> None:
     assert set(result.frame["model"]) == {"naive"}
     assert "singular matrix" in result.failures["broken"]
     assert set(result.seconds) == {"naive"}
+
+
+def windows(errors: dict[str, list[float]]) -> pd.DataFrame:
+    """Backtest points of one series: per model, one point per window with that abs error."""
+    cuts = pd.date_range("2024-01-01", periods=len(next(iter(errors.values()))), freq="7D")
+    return pd.DataFrame([
+        {"series_id": "a", "model": model, "cutoff": cut, "step": 1, "ds": cut, "y": 10.0,
+         "yhat": 10.0 + e, "yhat_lower": 0.0, "yhat_upper": 20.0, "scale": 1.0}
+        for model, errs in errors.items() for cut, e in zip(cuts, errs, strict=True)
+    ])  # fmt: skip
+
+
+def test_held_out_selection_scores_each_window_with_the_earlier_windows_choice() -> None:
+    # naive wins the first two windows and loses the last badly: chosen on all three, seasonal
+    # naive is picked and scores 2; chosen on the windows before each, naive is, and scores 9.
+    frame = windows({"naive": [1.0, 1.0, 9.0], "seasonal_naive": [2.0, 2.0, 2.0]})
+    assert select(summarise(frame, ["model"]), "mase", ["naive", "seasonal_naive"]) == (
+        "seasonal_naive"
+    )
+    held = select_held_out(frame, "mase", ["naive", "seasonal_naive"])
+    assert held["cutoff"].tolist() == sorted(frame["cutoff"].unique())[1:]
+    assert held["model"].tolist() == ["naive", "naive"]
+    assert summarise(held, ["model"])["mase"].iloc[0] == pytest.approx((1.0 + 9.0) / 2)
+
+
+def test_held_out_selection_is_empty_with_one_window() -> None:
+    assert select_held_out(windows({"naive": [1.0]}), "mase", ["naive"]).empty

@@ -90,7 +90,7 @@ def test_promote_requires_beating_seasonal_naive(published: Path, store: Artifac
     ok = invoke("promote", "latest", "--min-skill", -10)
     assert ok.exit_code == 0 and "production ->" in ok.stdout
     refused = invoke("promote", "latest", "--alias", "strict", "--min-skill", 0.99)
-    assert refused.exit_code == 2 and "backtest.selected.skill" in refused.stderr
+    assert refused.exit_code == 2 and "held_out_selection.skill" in refused.stderr
     assert "strict" not in store.aliases()
 
 
@@ -100,6 +100,20 @@ def test_monitor_exit_codes(published: Path, forecast_files, settings) -> None:
     assert healthy.stdout.strip().endswith("report.html")
     shifted = invoke("monitor", "--actuals", forecast_files.shifted)
     assert shifted.exit_code == 3
+
+
+def test_monitor_with_a_few_new_actuals_prints_n_a(published: Path, forecast_files, settings,
+                                                    tmp_path: Path) -> None:  # fmt: skip
+    """Three days of actuals: too few for a level-shift ratio or coverage, which are absent
+    from the metrics; the run still ends normally."""
+    frame = pd.read_csv(forecast_files.healthy, parse_dates=["ds"])
+    first = frame[frame["ds"] <= frame["ds"].min() + pd.Timedelta(days=2)]
+    path = tmp_path / "first_days.csv"
+    first.to_csv(path, index=False)
+    result = invoke("monitor", "--actuals", path)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().endswith("report.html")
+    assert "level-shift ratio n/a" in result.stderr and "coverage min n/a" in result.stderr
 
 
 def test_monitor_on_a_missing_file_names_it(published: Path, tmp_path: Path, settings) -> None:

@@ -244,6 +244,9 @@ def test_missing_timestamps_are_filled_counted_and_warned_about() -> None:
     assert len(gappy) == 10 and gappy["ds"].diff().iloc[1:].eq(pd.Timedelta(days=1)).all()
     assert gappy["y"].tolist() == list(map(float, range(10)))  # linear between neighbours
     assert data.fixes["gappy"]["filled"] == 3 and data.fixes["full"]["filled"] == 0
+    # Which points were filled is kept, for the backtest to leave them out.
+    assert np.flatnonzero(data.filled_mask("gappy")).tolist() == [3, 4, 7]
+    assert not data.filled_mask("full").any()
 
 
 def test_nothing_is_logged_when_nothing_is_filled(caplog: pytest.LogCaptureFixture) -> None:

@@ -13,7 +13,15 @@ import pytest
 from common.errors import UserError
 from common.monitoring.alerts import AlertConfig
 from common.settings import Settings
-from forecast.monitor import CUSUM_SLACK, DEFAULT_RULES, expectations, monitor, score
+from forecast.monitor import (
+    CUSUM_SLACK,
+    DEFAULT_RULES,
+    SHIFT_MIN_POINTS,
+    expectations,
+    monitor,
+    periods_overdue,
+    score,
+)
 
 
 def constructed(errors: np.ndarray, width: float = 2.0) -> pd.DataFrame:
@@ -37,6 +45,14 @@ def test_cusum_stays_low_on_healthy_errors_and_rises_on_a_shift() -> None:
     first_alarm = int(np.argmax(scored["cusum"].to_numpy() > 5))
     assert 100 <= first_alarm <= 104  # within a few periods of the shift, never before it
     assert scored["shift_ratio"].iloc[-1] > 3
+
+
+def test_the_level_shift_ratio_needs_a_few_points_not_a_whole_season() -> None:
+    errors = np.full(SHIFT_MIN_POINTS + 2, 4.0)  # a shift of 4 MAE from the first new point
+    scored = score(constructed(errors), mae=1.0, rmse=1.0, horizon=12, season=52)
+    shift = scored["shift_ratio"].to_numpy()
+    assert np.isnan(shift[: SHIFT_MIN_POINTS - 1]).all()
+    np.testing.assert_allclose(shift[SHIFT_MIN_POINTS - 1 :], 4.0)
 
 
 def test_cusum_follows_its_recursion() -> None:
@@ -117,6 +133,46 @@ def test_the_alert_resolves_when_errors_return_to_normal(forecast_artifact, fore
     result = monitor(forecast_files.healthy, settings=settings, model=forecast_artifact, sinks=[])
     assert {a.status for a in result.alerts} == {"resolved"}
     assert not result.open
+
+
+@pytest.mark.parametrize(
+    ("freq", "last", "as_of", "overdue"),
+    [
+        ("D", "2024-03-14", "2024-03-15 08:00", 0),  # yesterday's point came: up to date
+        ("D", "2024-03-12", "2024-03-15 08:00", 2),  # the 13th and 14th are missing
+        ("D", "2024-03-14", "2024-03-15 00:00", 0),  # the 15th has only just begun
+        ("h", "2024-03-15 07:00", "2024-03-15 08:30", 0),  # 08:00's hour is not over
+        ("h", "2024-03-15 05:00", "2024-03-15 08:30", 2),  # 06:00 and 07:00 are missing
+        ("MS", "2024-02-01", "2024-03-15", 0),  # February came; March is not over
+        ("MS", "2024-01-01", "2024-03-15", 1),  # February is missing
+        ("MS", "2024-02-01", "2024-04-01", 1),  # March closed at midnight
+        ("ME", "2024-02-29", "2024-03-15", 0),  # month-end stamps: February came
+        ("ME", "2024-01-31", "2024-03-15", 1),
+    ],
+)
+def test_a_point_is_overdue_only_once_its_period_has_closed(freq, last, as_of, overdue) -> None:
+    assert periods_overdue(pd.Timestamp(last), pd.Timestamp(as_of), freq) == overdue
+
+
+def test_as_of_the_current_time_is_not_stale_when_yesterday_came(
+    forecast_artifact, forecast_files, tmp_path
+) -> None:
+    """The cron use: `--as-of` is the time now, the newest daily point is yesterday's."""
+    frame = pd.read_csv(forecast_files.healthy, parse_dates=["ds"])
+    today_8am = frame["ds"].max() + pd.Timedelta(days=1, hours=8)
+    settings = _settings(forecast_artifact, tmp_path)
+    fresh = monitor(forecast_files.healthy, settings=settings, model=forecast_artifact,
+                    as_of=today_8am, sinks=[])  # fmt: skip
+    assert fresh.metrics["data.stale_series"] == 0
+    assert "data-stale" not in {r.name for r in fresh.open}
+    # One series last heard from three days ago: the two days since then are overdue.
+    behind = frame.drop(frame[frame["series_id"] == "store_02"].tail(2).index)
+    path = tmp_path / "behind.csv"
+    behind.to_csv(path, index=False)
+    stale = monitor(path, settings=settings, model=forecast_artifact, as_of=today_8am, sinks=[])
+    assert stale.metrics["data.stale_series"] == 1
+    assert stale.metrics["data.max_lag_periods"] == 2
+    assert "data-stale" in {r.name for r in stale.open}
 
 
 def test_unknown_series_are_named(forecast_artifact, forecast_files, tmp_path) -> None:
