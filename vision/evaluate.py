@@ -42,7 +42,9 @@ def metrics(probabilities: np.ndarray, labels: np.ndarray, classes: list[str]) -
         "macro_precision": float(precision.mean()),
         "macro_recall": float(recall.mean()),
         "macro_f1": float(f1.mean()),
-        "log_loss": float(log_loss(labels, np.clip(probabilities, 1e-7, 1), labels=index)),
+        # No clipping here: sklearn clips to its dtype's eps itself, and clipping zeros up to a
+        # larger floor made rows sum to more than one, which sklearn warns about on every run.
+        "log_loss": float(log_loss(labels, probabilities, labels=index)),
         "ece": top_label_ece(probabilities, labels),
         "mean_confidence": float(probabilities.max(axis=1).mean()),
         "per_class": per_class,

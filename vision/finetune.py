@@ -187,8 +187,9 @@ class Finetuner:
                           generator=generator, num_workers=self.config.num_workers,
                           pin_memory=self.device.type == "cuda")  # fmt: skip
 
-    def _autocast(self) -> Any:
-        if self.device.type != "cuda" or not self.config.amp:
+    def _autocast(self, device: torch.device) -> Any:
+        """Mixed precision on CUDA when `amp` is set; plain float32 anywhere else."""
+        if device.type != "cuda" or not self.config.amp:
             return torch.autocast("cpu", enabled=False)
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.autocast("cuda", dtype=dtype)
@@ -212,7 +213,7 @@ class Finetuner:
                    disable=None, unit="batch")  # fmt: skip
         for images, labels in bar:
             images, labels = images.to(self.device), labels.to(self.device)
-            with self._autocast():
+            with self._autocast(self.device):
                 logits = net(images)
                 loss = self.loss_fn(logits.float(), labels)
             optimizer.zero_grad(set_to_none=True)
@@ -232,12 +233,16 @@ class Finetuner:
 
     @torch.no_grad()
     def logits(self, net: nn.Module, data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits and labels of a whole dataset, in order, on the CPU."""
+        """Logits and labels of a whole dataset, in order, on the CPU.
+
+        Runs wherever `net` is, not on `self.device`: `fit` hands back `net_` on the CPU (ready to
+        save and export), and callers then compute its validation logits with this method."""
         net.eval()
+        device = next(net.parameters()).device
         out, labels = [], []
         for images, y in self._loader(data, shuffle=False):
-            with self._autocast():
-                out.append(net(images.to(self.device)).float().cpu())
+            with self._autocast(device):
+                out.append(net(images.to(device)).float().cpu())
             labels.append(y)
         return torch.cat(out), torch.cat(labels)
 

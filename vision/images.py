@@ -8,16 +8,20 @@ validation images were (no train/serve skew).
 `decode` uses torchvision's decoders (libjpeg-turbo, libpng, libwebp: ~2x faster than PIL for a
 JPEG) and uses PIL for the rest: BMP and TIFF, which they lack, GIF (first frame only) and
 WebP with an EXIF orientation or animation. It applies the EXIF
-orientation (a phone photo taken upright arrives rotated otherwise), converts greyscale, RGBA,
-palette, CMYK and 16-bit images to 8-bit RGB, and refuses, with a message naming the problem, an
-empty body, bytes that are no image, a truncated file, an image with more pixels than the limit
-(checked from the header, before a byte is decompressed: a 50 kB PNG can unpack to gigabytes),
-one too small to classify, and one too elongated to resize (`check_size`).
+orientation (a phone photo taken upright arrives rotated otherwise; an EXIF block that does not
+parse counts as none, as torchvision treats it in a JPEG), converts greyscale, RGBA, palette,
+CMYK and 16-bit images to 8-bit RGB, and refuses, with a message naming the problem, an empty
+body, bytes in no format of `PIL_FORMATS` (PIL is never asked to try its other plugins), a
+truncated file, a 32-bit integer or floating-point image (no scale to 8 bits is implied), an
+image with more pixels than the limit (checked from the header, before a byte is decompressed:
+a 50 kB PNG can unpack to gigabytes), one too small to classify, and one too elongated to
+resize (`check_size`).
 """
 
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from collections.abc import Sequence
 from typing import Literal
@@ -38,6 +42,13 @@ MIN_SIDE = 8
 #: Longest over shortest side. Resizing scales the short side to ~256 px, so an 8 x 5,000,000
 #: image (40 MP, a few kB as a PNG) would become a 123 GB tensor.
 MAX_ASPECT = 20
+#: The PIL plugins an image is ever opened with: the formats the service documents (the JPEG
+#: one also opens a phone's multi-picture JPEG, as format "MPO"). Without `formats=`, PIL tries
+#: every plugin it has, EPS among them, which hands the bytes to Ghostscript, a PostScript
+#: interpreter with a record of CVEs.
+PIL_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+#: The EXIF tag holding the orientation; 1 means stored upright.
+EXIF_ORIENTATION = 0x0112
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -121,8 +132,21 @@ def decode(data: bytes, *, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SID
 
 def _webp_needs_pil(data: bytes) -> bool:
     """torchvision applies no EXIF orientation to a WebP and refuses an animated one."""
-    with Image.open(io.BytesIO(data)) as im:
-        return getattr(im, "is_animated", False) or im.getexif().get(0x0112, 1) != 1
+    with Image.open(io.BytesIO(data), formats=["WEBP"]) as im:
+        return getattr(im, "is_animated", False) or _orientation(im) != 1
+
+
+def _orientation(im: Image.Image) -> int:
+    """The image's EXIF orientation (1: upright), or 1 when its EXIF block does not parse.
+
+    Broken EXIF is damaged metadata, not damaged pixels: torchvision decodes a JPEG carrying it
+    as if it had none, so every format does the same rather than refusing (or, as PIL's
+    SyntaxError once did, failing with a 500) a picture that displays fine everywhere else."""
+    try:
+        value = im.getexif().get(EXIF_ORIENTATION, 1)
+    except (SyntaxError, OSError, ValueError, EOFError, struct.error):
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 _SIGNATURES = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG", b"GIF8": "GIF",
@@ -183,7 +207,7 @@ def _header(data: bytes) -> tuple[int, int, str]:
         with warnings.catch_warnings():
             # PIL warns above its own bomb limit; ours is checked (and reported) by the caller.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
+            with Image.open(io.BytesIO(data), formats=PIL_FORMATS) as im:
                 return im.width, im.height, str(im.format)
     except Image.DecompressionBombError as exc:
         raise ImageError(f"image too large: {exc}") from None
@@ -197,16 +221,28 @@ def _header(data: bytes) -> tuple[int, int, str]:
         ) from None
 
 
+#: Pixel modes with no implied 8-bit scale: 32-bit integers (or signed 16-bit ones, which PIL
+#: widens to "I") and 32-bit floats hold measurements in whatever range their instrument used.
+#: Shifting by 8 bits, as for 16-bit images, wraps; PIL's convert("RGB") clips to 0..255.
+_UNSCALED_MODES = {"I": "32-bit or signed integer", "F": "32-bit floating point"}
+
+
 def _decode_with_pil(data: bytes, fmt: str) -> torch.Tensor:
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with Image.open(io.BytesIO(data), formats=PIL_FORMATS) as im:
             im.seek(0)
-            upright = ImageOps.exif_transpose(im)
-            if upright.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit greyscale
-                array = (np.asarray(upright, dtype=np.uint32) >> 8).astype(np.uint8)
-                upright = Image.fromarray(array, mode="L")
+            if im.mode in _UNSCALED_MODES:
+                raise ImageError(
+                    f"unsupported {fmt} pixel format: mode {im.mode!r} "
+                    f"({_UNSCALED_MODES[im.mode]} greyscale) has no 8-bit scale to convert to; "
+                    "save it as an 8- or 16-bit image"
+                )
+            upright = ImageOps.exif_transpose(im) if _orientation(im) != 1 else im
+            if upright.mode in ("I;16", "I;16B", "I;16L"):  # 16-bit greyscale: the top 8 bits
+                array = (np.asarray(upright, dtype=np.uint16) >> 8).astype(np.uint8)
+                upright = Image.fromarray(array)  # uint8, 2-D: mode "L"
             rgb = np.array(upright.convert("RGB"))
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
         raise ImageError(f"corrupt or truncated {fmt} image: {_reason(exc)}") from None
     return torch.from_numpy(rgb).permute(2, 0, 1).contiguous()
 

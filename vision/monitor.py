@@ -29,7 +29,14 @@ from common.monitoring.run import MonitorResult, monitor_batch
 from common.monitoring.sinks import Sink
 from common.settings import Settings
 from vision.data import IMAGE_EXTENSIONS
-from vision.images import STAT_NAMES, Preprocessing, decode, image_stats_many, stats_pixels
+from vision.images import (
+    PIL_FORMATS,
+    STAT_NAMES,
+    Preprocessing,
+    decode,
+    image_stats_many,
+    stats_pixels,
+)
 
 logger = logging.getLogger(__name__)
 DEFAULT_RULES = Path(__file__).with_name("alerts.yaml")
@@ -176,7 +183,7 @@ def shift_images(source: Path, out: Path, strength: float = 1.0) -> Path:
             continue
         target = out / path.relative_to(source)
         target.parent.mkdir(parents=True, exist_ok=True)
-        with Image.open(path) as im:
+        with Image.open(path, formats=PIL_FORMATS) as im:  # never EPS (Ghostscript)
             image = ImageOps.exif_transpose(im).convert("RGB")
         image = ImageEnhance.Brightness(image).enhance(1 - 0.55 * strength)
         image = ImageEnhance.Contrast(image).enhance(1 - 0.5 * strength)

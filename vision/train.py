@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from common.artifacts import ArtifactStore, package_versions
+from common.errors import TrainingError
 from common.settings import Settings
 from common.tracking import Tracker
 from vision.calibration import fit_temperature, softmax
@@ -76,6 +77,15 @@ def run(data: Path, config: VisionConfig, settings: Settings, *, resume: bool = 
         # wasted time, and the fine-tuning rate is too low to learn them.
         logger.info("--weights none: one phase, every layer at the head's learning rate")
         config = config.model_copy(update={"head_epochs": 0, "finetune_lr": config.head_lr})
+    if config.epochs == 0:
+        # Zero epochs would publish the untrained network (random, or the ImageNet head-less
+        # backbone with a random head) as a model: refuse before anything is read or written.
+        why = (
+            "--epochs is 0, and --weights none skips the head-only phase (--head-epochs)"
+            if str(config.weights).lower() == "none"
+            else "--head-epochs and --epochs are both 0"
+        )
+        raise TrainingError(f"nothing to train: {why}; give --epochs 1 or more")
     folder = scan(Path(data).resolve(), val_size=config.val_size, seed=config.seed)
     logger.info("data:\n%s", folder.summary())
     data_fingerprint = fingerprint(folder)

@@ -32,6 +32,19 @@ def noise_image(width: int = 64, height: int = 48, mode: str = "RGB", seed: int 
     return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).convert(mode)
 
 
+#: A minimal Encapsulated PostScript file: PIL identifies it (and would run Ghostscript on it).
+EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\n%%EndComments\nshowpage\n%%EOF\n"
+
+
+def broken_exif(fmt: str = "WEBP") -> bytes:
+    """A red 32 x 24 picture whose EXIF block is garbage PIL cannot parse ("animated-WEBP": two
+    frames, red then blue, which PIL decodes)."""
+    red, blue = Image.new("RGB", (32, 24), (255, 0, 0)), Image.new("RGB", (32, 24), (0, 0, 255))
+    if fmt == "animated-WEBP":
+        return encode(red, "WEBP", exif=b"garbage, not TIFF", save_all=True, append_images=[blue])
+    return encode(red, fmt, exif=b"garbage, not TIFF")
+
+
 @pytest.fixture(scope="session")
 def shapes_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from vision.data import write_shapes

@@ -246,9 +246,10 @@ def test_scan_skips_unusable_files_with_their_reason(
         "corrupt.png": reasons["corrupt.png"],
         "loose.png": reasons["loose.png"],
     }
-    assert reasons["truncated.jpg"].startswith("cannot be decoded: image file is truncated")
-    assert reasons["garbage.png"].startswith("cannot be decoded: not a recognised image")
-    assert reasons["corrupt.png"].startswith("cannot be decoded: ")
+    # The reasons are vision.images.decode's own: the scan decodes as training does.
+    assert reasons["truncated.jpg"].startswith("corrupt or truncated JPEG image")
+    assert reasons["garbage.png"].startswith("not an image: ")
+    assert reasons["corrupt.png"].startswith("corrupt or truncated PNG image")
     assert reasons["loose.png"].startswith("not in a class folder")
     kept = {item.path.name for item in folder.train + folder.val}
     good = {f"{i}{e.upper() if i % 2 else e}" for i, e in enumerate(IMAGE_EXTENSIONS)}
@@ -258,7 +259,7 @@ def test_scan_skips_unusable_files_with_their_reason(
     records = [r for r in caplog.records if r.name == "vision.data"]
     assert len(records) == 1 and records[0].levelno == logging.WARNING
     assert "skipped 7 files" in records[0].getMessage()
-    assert f"\n  {Path('cat', 'truncated.jpg')}: cannot be decoded" in records[0].getMessage()
+    assert f"\n  {Path('cat', 'truncated.jpg')}: corrupt or truncated" in records[0].getMessage()
 
 
 def test_the_warning_lists_twenty_files_then_counts(
@@ -286,9 +287,7 @@ def test_images_over_twice_pils_pixel_limit_are_skipped(
     save_image(tmp_path / "a" / "big.png", size=32)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 32x32 = 1024 px: over twice it
     folder = scan(tmp_path, val_size=0.5)
-    assert [(p.name, why[:26]) for p, why in folder.skipped] == [
-        ("big.png", "too large to decode safely")
-    ]
+    assert [(p.name, why[:16]) for p, why in folder.skipped] == [("big.png", "image too large:")]
 
 
 def test_images_serving_would_refuse_are_skipped_before_training(tmp_path: Path) -> None:
@@ -302,6 +301,38 @@ def test_images_serving_would_refuse_are_skipped_before_training(tmp_path: Path)
     reasons = {p.name: why for p, why in folder.skipped}
     assert reasons["tiny.png"].startswith("image too small: 4x4")
     assert reasons["strip.png"].startswith("image too elongated: 420x20")
+
+
+def test_the_scan_skips_what_trainings_decoder_refuses_though_pil_reads_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scan decodes with vision.images.decode, as training does: a float TIFF loads in PIL
+    (which the scan once used) but decode refuses it, so it would have failed mid-epoch. An EPS
+    file named .png is refused by format, and Ghostscript is never run on it."""
+    from PIL import EpsImagePlugin
+
+    from tests.vision.conftest import EPS, broken_exif
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the EPS plugin was tried")
+
+    monkeypatch.setattr(EpsImagePlugin.EpsImageFile, "_open", forbidden)
+    for c in ("a", "b"):
+        for i in range(2):
+            save_image(tmp_path / c / f"ok{i}.png", size=16, seed=i)
+    Image.fromarray(np.full((16, 16), 0.5, np.float32)).save(tmp_path / "a" / "float.tif")
+    Image.open(tmp_path / "a" / "float.tif").load()  # PIL reads it
+    (tmp_path / "a" / "vector.png").write_bytes(EPS)
+    (tmp_path / "b" / "exif.webp").write_bytes(broken_exif())  # decodes: kept
+    with caplog.at_level(logging.WARNING, logger="vision.data"):
+        folder = scan(tmp_path, val_size=0.5)
+    reasons = {p.name: why for p, why in folder.skipped}
+    assert reasons.keys() == {"float.tif", "vector.png"}
+    assert reasons["float.tif"].startswith("unsupported TIFF pixel format: mode 'F'")
+    assert reasons["vector.png"].startswith("not an image: ")
+    assert "exif.webp" in {item.path.name for item in folder.train + folder.val}
+    (message,) = [r.getMessage() for r in caplog.records if r.name == "vision.data"]
+    assert f"{Path('a', 'float.tif')}: unsupported TIFF pixel format" in message
 
 
 # --- scan: folders that cannot be a dataset --------------------------------------------------

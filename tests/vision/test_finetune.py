@@ -110,6 +110,19 @@ def test_an_absent_explicit_device_is_a_user_error(
         select_device(device)
 
 
+def test_logits_run_on_the_networks_device_not_the_training_one(datasets) -> None:
+    """`fit` returns `net_` on the CPU; train.py then asks for its validation logits. On a GPU
+    run `tuner.device` is cuda, and moving the images there crashed against CPU weights. The
+    meta device stands in for an accelerator this machine may lack: it holds no data, so
+    logits computed there cannot come back to the CPU."""
+    _, val = datasets
+    tuner = Finetuner(new_net(), BASE)
+    tuner.device = torch.device("meta")
+    logits, labels = tuner.logits(tuner.net.cpu(), val)
+    assert logits.device.type == "cpu" and logits.shape == (len(val), 3)
+    assert torch.isfinite(logits).all() and len(labels) == len(val)
+
+
 def test_phase_one_trains_the_head_and_leaves_the_backbone_alone(datasets) -> None:
     train, val = datasets
     net = new_net()

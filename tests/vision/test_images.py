@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 import vision.images
-from tests.vision.conftest import encode, noise_image
+from tests.vision.conftest import EPS, broken_exif, encode, noise_image
 from vision.images import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -233,6 +233,21 @@ def test_16_bit_tiff_is_scaled_to_8_bits() -> None:
     assert image[:, 11, 0].tolist() == [255, 255, 255]
 
 
+@pytest.mark.parametrize(
+    ("values", "mode"),
+    [
+        (np.array([[0, 70_000], [1 << 20, 2**31 - 1]], np.int32), "I"),  # >> 8 wrapped these
+        (np.array([[0.0, 0.5], [1.0, 300.0]], np.float32), "F"),  # convert("RGB") clipped these
+    ],
+    ids=["int32", "float32"],
+)  # fmt: skip
+def test_32_bit_tiffs_are_refused_naming_the_mode(values: np.ndarray, mode: str) -> None:
+    data = encode(Image.fromarray(np.tile(values, (8, 8))), "TIFF")
+    assert Image.open(io.BytesIO(data)).mode == mode
+    with pytest.raises(ImageError, match=f"unsupported TIFF pixel format: mode '{mode}'"):
+        decode(data)
+
+
 # -- EXIF orientation --------------------------------------------------------------------------
 
 
@@ -289,6 +304,18 @@ def test_exif_orientation_is_applied_in_other_formats(fmt: str) -> None:
     image = decode(with_orientation(marked(), fmt, 6))
     assert tuple(image.shape[1:]) == (60, 40)
     assert is_red(as_hwc(image)[2, -3])
+
+
+@pytest.mark.parametrize("fmt", ["WEBP", "animated-WEBP"])  # torchvision's path, then PIL's
+def test_an_exif_block_that_does_not_parse_counts_as_none(fmt: str) -> None:
+    """PIL raises SyntaxError reading it (a 500 from the API once); the pixels are intact, and
+    torchvision already decodes a JPEG with broken EXIF as if it had none, so WebP does too."""
+    data = broken_exif(fmt)
+    with Image.open(io.BytesIO(data)) as im, pytest.raises(SyntaxError, match="not a TIFF"):
+        assert getattr(im, "is_animated", False) == (fmt == "animated-WEBP")
+        im.getexif()
+    image = decode(data)
+    assert tuple(image.shape) == (3, 24, 32) and is_red(as_hwc(image)[5, 5])
 
 
 # -- animated images ---------------------------------------------------------------------------
@@ -352,6 +379,19 @@ def test_unusable_bytes_are_refused_with_a_message_naming_the_problem(
     message = str(caught.value)
     assert expected in message.lower(), message
     assert "/csrc/" not in message and "Traceback" not in message
+
+
+def test_eps_is_refused_without_reaching_ghostscript(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PIL's EPS plugin runs Ghostscript on the bytes; decode must never even try that plugin."""
+    from PIL import EpsImagePlugin
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the EPS plugin was tried")
+
+    monkeypatch.setattr(EpsImagePlugin.EpsImageFile, "_open", forbidden)
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", forbidden)
+    with pytest.raises(ImageError, match=r"no format this service reads \(JPEG, PNG, WebP"):
+        decode(EPS)
 
 
 def test_the_not_an_image_message_quotes_no_python_internals() -> None:

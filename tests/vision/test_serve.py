@@ -31,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from common.serving.app import create_app
 from common.settings import ServeSettings
-from tests.vision.conftest import CLASSES, encode, noise_image
+from tests.vision.conftest import CLASSES, EPS, broken_exif, encode, noise_image
 from vision.images import MAX_PIXELS
 from vision.serve import EXAMPLE_PNG, ImageRecord, VisionPredictor
 
@@ -400,9 +400,11 @@ def test_light_images_are_predicted_on_the_event_loop_the_rest_in_a_worker_threa
         (lambda: encode(noise_image(48, 36, "P"), "PNG"), PNG, (48, 36)),
         (png_16bit, PNG, (50, 30)),
         (exif_rotated_jpeg, JPEG, (40, 60)),
+        (broken_exif, "image/webp", (32, 24)),  # unparseable EXIF counts as none (was a 500)
+        (lambda: broken_exif("animated-WEBP"), "image/webp", (32, 24)),
     ],
     ids=["cmyk-jpeg", "grey-png", "grey-alpha-png", "rgba-png", "palette-png", "16bit-png",
-         "exif-rotated-jpeg"],
+         "exif-rotated-jpeg", "broken-exif-webp", "broken-exif-animated-webp"],
 )  # fmt: skip
 def test_unusual_images_are_accepted_with_their_upright_size(
     client: TestClient, make: Callable[[], bytes], kind: str, size: tuple[int, int]
@@ -429,6 +431,11 @@ def test_an_animated_gif_is_predicted_from_its_first_frame(client: TestClient) -
 # -- bad input ---------------------------------------------------------------------------------
 
 
+def float_tiff() -> bytes:
+    """32-bit floating-point greyscale: no 8-bit scale is implied, so it is refused."""
+    return encode(Image.fromarray(np.full((24, 32), 0.5, np.float32)), "TIFF")
+
+
 def multipart(data: bytes, name: str = "file", **fields: str) -> dict[str, Any]:
     return {"files": {name: ("upload.bin", data, "application/octet-stream")}, "data": fields}
 
@@ -447,6 +454,9 @@ BAD_REQUESTS: list[tuple[str, Callable[[], Any], int, str | tuple[str, ...]]] = 
     ("json", lambda: {"image": ""}, 422, "image: empty file"),
     ("raw", bomb, 422, "image too large"),
     ("multipart", bomb, 422, "image too large"),
+    ("application/x-image", lambda: EPS, 422, "image: not an image"),  # Ghostscript never runs
+    ("multipart", lambda: EPS, 422, "image: not an image"),
+    ("image/tiff", float_tiff, 422, "mode 'F'"),
     ("raw", one_pixel, 422, "image too small: 1x1"),
     ("multipart", one_pixel, 422, "image too small: 1x1"),
     ("json", lambda: [{"image": b64(picture())}, {"image": b64(TEXT)}], 422,

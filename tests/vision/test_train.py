@@ -174,6 +174,36 @@ def test_resume_with_no_checkpoint_is_a_user_error_and_changes_nothing(
     assert store.versions() == [] and store.aliases() == {}
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; none here")
+def test_a_cuda_run_publishes_a_model_on_the_cpu(settings, shapes_dir: Path, tiny_config) -> None:
+    """Training on the GPU, then temperature scaling, export and evaluation of the network
+    `fit` hands back on the CPU: the mix that crashed after the last epoch."""
+    path = train.run(shapes_dir, tiny_config.model_copy(update={"device": "cuda"}), settings)
+    manifest = read_manifest(path)
+    assert manifest.extra["device"].startswith("cuda")
+    assert manifest.extra["epochs_run"] == 1
+    assert np.isfinite(manifest.metric("val.log_loss"))
+
+
+@pytest.mark.parametrize(
+    ("update", "named"),
+    [
+        ({"weights": "none", "head_epochs": 2, "finetune_epochs": 0}, "--epochs is 0"),
+        ({"weights": "DEFAULT", "head_epochs": 0, "finetune_epochs": 0}, "--head-epochs and"),
+    ],
+    ids=["from-scratch", "pretrained"],
+)  # fmt: skip
+def test_zero_epochs_is_refused_before_anything_is_written(
+    settings, shapes_dir: Path, tiny_config, update: dict, named: str
+) -> None:
+    """Nothing trained would still have been exported, evaluated and published as a model."""
+    store = ArtifactStore(settings.artifacts_root, "vision")
+    with pytest.raises(TrainingError, match=f"nothing to train: {named}"):
+        train.run(shapes_dir, tiny_config.model_copy(update=update), settings)
+    assert store.versions() == [] and store.aliases() == {}
+    assert not (store.project_dir / ".checkpoints").exists()
+
+
 def makefile_train_args() -> list[str]:
     text = (ROOT / "Makefile").read_text()
     match = re.search(r"^VISION_TRAIN_ARGS \?= (.+)$", text, flags=re.MULTILINE)
