@@ -108,9 +108,11 @@ def limit_process(model: Path, jpeg: Path) -> None:
     """The in-process side, run as a subprocess: for each line `NAME N` on stdin, one JSON list
     of N timings (ms) of NAME: `chained` (the yardstick), `decode_preprocess`, `forward`, or
     `predictor` (the whole predictor call: adds the top-k answer and the drift statistics)."""
+    from common.serving.memory import keep_freed_memory
     from vision.images import decode
     from vision.serve import VisionPredictor
 
+    keep_freed_memory()  # malloc set up as in the service, so the two differ only by the API
     data = jpeg.read_bytes()
     predictor = VisionPredictor.from_artifact(model)
     record = VisionPredictor.record_from_bytes(data, {})

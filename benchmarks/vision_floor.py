@@ -60,7 +60,10 @@ def bare_app(model_dir: Path) -> ASGIApp:
 def main() -> None:
     import uvicorn
 
+    from common.serving.memory import keep_freed_memory
+
     model_dir, port = Path(sys.argv[1]), int(sys.argv[2])
+    keep_freed_memory()  # as the service's process does (common.serving.app.run)
     # The service's uvicorn settings, less its log configuration.
     uvicorn.run(bare_app(model_dir), host="127.0.0.1", port=port, log_level="warning",
                 access_log=False)  # fmt: skip

@@ -146,9 +146,13 @@ def run(predictor_cls: type[Predictor], settings: ServeSettings | None = None) -
     """Serve with uvicorn until SIGINT/SIGTERM, logging JSON to stderr."""
     import uvicorn
 
+    from common.serving.memory import keep_freed_memory
     from common.serving.observability import log_config
 
     settings = settings or ServeSettings()
+    # Here, not in create_app: it sets the whole process's malloc, which a test or an app that
+    # mounts this one should not have changed for it.
+    keep_freed_memory()
     uvicorn.run(
         create_app(predictor_cls, settings, freeze_gc=True),
         host=settings.host,
