@@ -7,7 +7,8 @@ in JSON, all validated by the predictor's one input model.
     curl -H 'Content-Type: application/json' -d '{"image": "<base64>"}' localhost:8081/predict
 
 Options (the input model's other fields, e.g. `top_k`, `gradcam`) come from form fields or the
-query string. The endpoint is a `DirectRoute`: documented by FastAPI, called without its
+query string. An upload's parts are cut out of the body the request middleware has already read
+(`common.serving.multipart`), not streamed through Starlette's form parser again. The endpoint is a `DirectRoute`: documented by FastAPI, called without its
 per-request machinery, which it does not use.
 
 A prediction runs in a worker thread unless the predictor calls it light
@@ -23,16 +24,17 @@ from typing import Any, Union
 from fastapi import FastAPI, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from common.predictor import MediaPredictor
 from common.serving.codecs import JSON, parse_json, require_content_type
 from common.serving.errors import ApiError, field_errors, summarise, too_many_rows
+from common.serving.multipart import MultipartError, TooManyParts, parse_form
 from common.serving.routes import ERRORS, batch_limit, off_loop_if, scores_of
 
 MULTIPART = "multipart/form-data"
+#: Text fields an upload may carry besides its files (Starlette's default limit too).
+MAX_FORM_FIELDS = 1000
 ROUTE = "/predict"
 
 
@@ -87,39 +89,35 @@ def records_from_json(
         raise ApiError(422, f"invalid request: {summarise(problems)}", problems) from None
 
 
-async def records_from_form(
-    request: Request, predictor_cls: type[MediaPredictor], limit: int
+def records_from_form(
+    body: bytes,
+    content_type: str,
+    query: dict[str, str],
+    predictor_cls: type[MediaPredictor],
+    limit: int,
 ) -> tuple[list[BaseModel], bool]:
-    """multipart/form-data: one `file` (one answer) or several `files` (a list)."""
+    """multipart/form-data: one `file` (one answer) or several `files` (a list); options from
+    the other fields, then the query string."""
     try:
-        async with request.form(max_files=limit + 1) as form:
-            files = [v for k, v in form.multi_items() if k in ("file", "files")]
-            options = dict(request.query_params) | {
-                k: v for k, v in form.multi_items() if not isinstance(v, UploadFile)
-            }
-            if not files:
-                raise ApiError(
-                    422,
-                    "invalid request: no file in the upload; send the image as form field `file` "
-                    "(or several as `files`)",
-                )
-            if any(not isinstance(f, UploadFile) for f in files):
-                raise ApiError(
-                    422, "invalid request: `file`/`files` must be file uploads, not text"
-                )
-            if len(files) > limit:
-                raise ApiError(413, too_many_rows(len(files), limit))
-            blobs = [await f.read() for f in files]  # type: ignore[union-attr]
-            single = len(files) == 1 and "files" not in form
-    except HTTPException as exc:  # Starlette stops reading at max_files, with a 400
-        if "Too many files" not in str(exc.detail):
-            raise
+        parts = parse_form(body, content_type, max_parts=limit + MAX_FORM_FIELDS)
+        options = query | {p.name: p.text() for p in parts if not p.is_file}
+    except TooManyParts as exc:
+        raise ApiError(413, f"{exc}: above this service's limit; split it") from None
+    except MultipartError as exc:
+        raise ApiError(400, f"invalid multipart upload: {exc}") from None
+    files = [p for p in parts if p.name in ("file", "files")]
+    if not files:
         raise ApiError(
-            413,
-            f"more than {limit + 1} files in one upload: above this service's limit of "
-            f"{limit} rows; split it",
-        ) from None
-    return records_from_bytes(predictor_cls, blobs, options), single
+            422,
+            "invalid request: no file in the upload; send the image as form field `file` "
+            "(or several as `files`)",
+        )
+    if not all(f.is_file for f in files):
+        raise ApiError(422, "invalid request: `file`/`files` must be file uploads, not text")
+    if len(files) > limit:
+        raise ApiError(413, too_many_rows(len(files), limit))
+    single = len(files) == 1 and files[0].name == "file"
+    return records_from_bytes(predictor_cls, [f.data for f in files], options), single
 
 
 def add_routes(app: FastAPI, predictor_cls: type[MediaPredictor], settings: Any) -> None:
@@ -158,7 +156,10 @@ def add_routes(app: FastAPI, predictor_cls: type[MediaPredictor], settings: Any)
         predictor = await current_predictor(request)
         kind = require_content_type(request.headers.get("content-type"), accepted)
         if kind == MULTIPART:
-            records, single = await records_from_form(request, predictor_cls, limit)
+            records, single = records_from_form(
+                await request.body(), request.headers["content-type"],
+                dict(request.query_params), predictor_cls, limit,
+            )  # fmt: skip
         elif kind == JSON:
             records, single = records_from_json(await request.body(), one, many, limit)
         else:

@@ -530,6 +530,26 @@ def test_bad_requests_to_predict(
     assert_still_serving(client)
 
 
+BROKEN_UPLOADS = [
+    ("multipart/form-data", b"--x\r\n", 400, "invalid multipart upload: the content-type has no"),
+    ("multipart/form-data; boundary=xyz",
+     b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\n\xff\xd8',
+     400, "part 1: the body ends before its boundary"),
+    ("multipart/form-data; boundary=xyz",
+     b"".join(b'--xyz\r\nContent-Disposition: form-data; name="f%d"\r\n\r\nx\r\n' % i
+              for i in range(1300)) + b"--xyz--",
+     413, "more than 1256 parts in one upload"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("kind", "body", "status", "expected"), BROKEN_UPLOADS)
+def test_a_broken_upload_is_a_4xx_saying_what(
+    client: TestClient, kind: str, body: bytes, status: int, expected: str
+) -> None:
+    assert_error(post_raw(client, body, kind), status, expected)
+    assert_still_serving(client)
+
+
 BAD_INVOCATIONS: list[tuple[str, Callable[[], Any], int, str | tuple[str, ...]]] = [
     ("raw", lambda: TEXT, 422, "image: not an image"),
     ("raw", lambda: b"", 422, "image: empty file"),
