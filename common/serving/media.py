@@ -8,8 +8,9 @@ in JSON, all validated by the predictor's one input model.
 
 Options (the input model's other fields, e.g. `top_k`, `gradcam`) come from form fields or the
 query string. An upload's parts are cut out of the body the request middleware has already read
-(`common.serving.multipart`), not streamed through Starlette's form parser again. The endpoint is a `DirectRoute`: documented by FastAPI, called without its
-per-request machinery, which it does not use.
+(`common.serving.multipart`), not streamed through Starlette's form parser again. The
+endpoint is a `DirectRoute`: documented by FastAPI, called without its per-request machinery,
+which it does not use.
 
 A prediction runs in a worker thread unless the predictor calls it light
 (`MediaPredictor.is_light`: for vision, one image of a few megapixels at most, without
