@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -16,14 +18,21 @@ from common.settings import ServeSettings
 CSV_HEADER = "id,age,plan\n"
 
 
-@pytest.fixture
-def client(toy_predictor, toy_artifact: Path):
-    app = create_app(toy_predictor, ServeSettings(model_dir=toy_artifact))
+@contextmanager
+def started(predictor_cls, artifact: Path) -> Iterator[TestClient]:
+    """A client of the app serving `artifact`, once its model has loaded."""
+    app = create_app(predictor_cls, ServeSettings(model_dir=artifact))
     with TestClient(app, raise_server_exceptions=False) as client:
         deadline = time.monotonic() + 10
         while client.get("/ping").status_code != 200:
             assert time.monotonic() < deadline
             time.sleep(0.01)
+        yield client
+
+
+@pytest.fixture
+def client(toy_predictor, toy_artifact: Path) -> Iterator[TestClient]:
+    with started(toy_predictor, toy_artifact) as client:
         yield client
 
 
@@ -199,12 +208,7 @@ def test_v2_infer_keeps_the_models_own_batch_limit(toy_predictor, toy_artifact: 
     class SmallBatches(toy_predictor):  # type: ignore[misc, valid-type]
         max_batch = 2  # tighter than the service's max_batch_rows
 
-    app = create_app(SmallBatches, ServeSettings(model_dir=toy_artifact))
-    with TestClient(app, raise_server_exceptions=False) as client:
-        deadline = time.monotonic() + 10
-        while client.get("/ping").status_code != 200:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+    with started(SmallBatches, toy_artifact) as client:
         inputs = [tensor("age", [30, 20, 40], "INT64"), tensor("plan", ["pro"] * 3)]
         response = client.post("/v2/models/toy/infer", json={"inputs": inputs})
     assert response.status_code == 413
