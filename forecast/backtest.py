@@ -170,6 +170,9 @@ def select_held_out(frame: pd.DataFrame, metric: str, order: Sequence[str]) -> p
     cuts = sorted(frame["cutoff"].unique())
     parts = []
     for cut in cuts[1:]:
-        choice = select(summarise(frame[frame["cutoff"] < cut], by=["model"]), metric, order)
+        # Earlier windows' points only, and of those only the ones before this window starts:
+        # with a period shorter than the horizon, windows overlap.
+        seen = frame[(frame["cutoff"] < cut) & (frame["ds"] < cut)]
+        choice = select(summarise(seen, by=["model"]), metric, order)
         parts.append(frame[(frame["cutoff"] == cut) & (frame["model"] == choice)])
     return pd.concat(parts, ignore_index=True) if parts else frame.iloc[:0]

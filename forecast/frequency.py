@@ -68,7 +68,10 @@ def closes_at(stamps: pd.DatetimeIndex, freq: str) -> pd.DatetimeIndex:
     """When the period each timestamp stands for is over: the start of the next period. A
     day stamped 2024-03-14 closes at 2024-03-15 00:00, a month stamped 2024-02-01 (MS) or
     2024-02-29 (ME) at 2024-03-01, an hour stamped 05:00 at 06:00; a point cannot be expected
-    before then."""
+    before then. A week stamped on its first day closes seven days later (a pandas week
+    Period would end on the stamp instead: `W-SUN` weeks end on Sundays)."""
+    if family(freq) == "W":
+        return stamps + pd.Timedelta(weeks=1)
     return (stamps.to_period(period_alias(freq)) + 1).start_time
 
 

@@ -164,5 +164,18 @@ def test_held_out_selection_scores_each_window_with_the_earlier_windows_choice()
     assert summarise(held, ["model"])["mase"].iloc[0] == pytest.approx((1.0 + 9.0) / 2)
 
 
+def test_held_out_selection_does_not_choose_on_points_of_the_window_it_scores() -> None:
+    # Overlapping windows (a period shorter than the horizon): the first window's second step
+    # falls on the second window's first day, where naive is far off and seasonal naive exact.
+    # Choosing on that point, a point of the window being scored, would pick seasonal naive.
+    frame = windows({"naive": [1.0, 9.0], "seasonal_naive": [2.0, 2.0]})
+    overlap = frame[frame["cutoff"] == frame["cutoff"].min()].assign(
+        step=2, ds=frame["cutoff"].max(), yhat=[10.0 + 99.0, 10.0]
+    )
+    frame = pd.concat([frame, overlap], ignore_index=True)
+    held = select_held_out(frame, "mase", ["naive", "seasonal_naive"])
+    assert held["model"].tolist() == ["naive"]  # chosen on the first day only: 1 against 2
+
+
 def test_held_out_selection_is_empty_with_one_window() -> None:
     assert select_held_out(windows({"naive": [1.0]}), "mase", ["naive"]).empty

@@ -148,6 +148,10 @@ def test_the_alert_resolves_when_errors_return_to_normal(forecast_artifact, fore
         ("MS", "2024-02-01", "2024-04-01", 1),  # March closed at midnight
         ("ME", "2024-02-29", "2024-03-15", 0),  # month-end stamps: February came
         ("ME", "2024-01-31", "2024-03-15", 1),
+        ("W-MON", "2024-03-04", "2024-03-12 08:00", 0),  # that week ends on Sunday the 10th
+        ("W-MON", "2024-03-04", "2024-03-19 08:00", 1),  # the week of the 11th is missing
+        ("W-SUN", "2024-03-03", "2024-03-10 00:00", 0),  # the week of the 3rd has just closed
+        ("W-SUN", "2024-02-25", "2024-03-10 00:00", 1),
     ],
 )
 def test_a_point_is_overdue_only_once_its_period_has_closed(freq, last, as_of, overdue) -> None:
