@@ -101,7 +101,6 @@ def records_from_form(
     the other fields, then the query string."""
     try:
         parts = parse_form(body, content_type, max_parts=limit + MAX_FORM_FIELDS)
-        options = query | {p.name: p.text() for p in parts if not p.is_file}
     except TooManyParts as exc:
         raise ApiError(413, f"{exc}: above this service's limit; split it") from None
     except MultipartError as exc:
@@ -118,6 +117,7 @@ def records_from_form(
     if len(files) > limit:
         raise ApiError(413, too_many_rows(len(files), limit))
     single = len(files) == 1 and files[0].name == "file"
+    options = query | {p.name: p.text() for p in parts if p.name not in ("file", "files")}
     return records_from_bytes(predictor_cls, [f.data for f in files], options), single
 
 

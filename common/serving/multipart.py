@@ -10,7 +10,8 @@ the parts can be cut out of it with a few `find`s (~8 µs). Header parameters (`
 Starlette uses.
 
 A part with a `filename` is a file, as browsers and curl send them; one without is a text
-field. Anything malformed raises `MultipartError` saying what.
+field. Names, filenames and text are read as UTF-8, falling back to Latin-1. Anything
+malformed raises `MultipartError` saying what.
 """
 
 from __future__ import annotations
@@ -42,10 +43,17 @@ class Part:
         return self.filename is not None
 
     def text(self) -> str:
-        try:
-            return self.data.decode()
-        except UnicodeDecodeError:
-            raise MultipartError(f"form field {self.name!r} is not UTF-8 text") from None
+        return _decode(self.data)
+
+
+def _decode(raw: bytes) -> str:
+    """UTF-8, as RFC 7578 and today's clients send; Latin-1 (which decodes any bytes) for
+    the odd older client, as Starlette's parser does, rather than refusing the upload over a
+    name."""
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
 
 
 def parse_form(body: bytes, content_type: str, max_parts: int) -> list[Part]:
@@ -97,11 +105,8 @@ def _part(body: bytes, start: int, end: int, number: int) -> Part:
     if kind != b"form-data" or name is None:
         raise MultipartError(f'part {number}: Content-Disposition is not form-data; name="..."')
     filename = params.get(b"filename")
-    try:
-        return Part(
-            name.decode(),
-            None if filename is None else filename.decode(),
-            body[headers_end + 4 : end],
-        )
-    except UnicodeDecodeError:
-        raise MultipartError(f"part {number}: its name or filename is not UTF-8") from None
+    return Part(
+        _decode(name),
+        None if filename is None else _decode(filename),
+        body[headers_end + 4 : end],
+    )

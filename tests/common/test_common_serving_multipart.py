@@ -90,8 +90,13 @@ def test_parts_beyond_the_limit_are_refused_before_being_read() -> None:
         parse_form(body, kind, max_parts=3)
 
 
-def test_a_text_field_that_is_not_utf8_is_an_error_naming_it() -> None:
-    body = b'--xyz\r\nContent-Disposition: form-data; name="top_k"\r\n\r\n\xff\xfe\r\n--xyz--'
-    (part,) = parse_form(body, "multipart/form-data; boundary=xyz", max_parts=1)
-    with pytest.raises(MultipartError, match="form field 'top_k' is not UTF-8"):
-        part.text()
+def test_names_and_text_that_are_not_utf8_are_read_as_latin1() -> None:
+    body = (
+        b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="caf\xe9.jpg"\r\n\r\n'
+        + PHOTO
+        + b'\r\n--xyz\r\nContent-Disposition: form-data; name="note"\r\n\r\n\xe9t\xe9'
+        b"\r\n--xyz--"
+    )
+    upload, note = parse_form(body, "multipart/form-data; boundary=xyz", max_parts=2)
+    assert (upload.filename, upload.data) == ("café.jpg", PHOTO)
+    assert note.text() == "été"

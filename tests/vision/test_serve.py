@@ -531,6 +531,10 @@ def test_bad_requests_to_predict(
 
 
 BROKEN_UPLOADS = [
+    # An image sent as a text field (no filename): the same advice as for any text in `file`.
+    ("multipart/form-data; boundary=xyz",
+     b'--xyz\r\nContent-Disposition: form-data; name="file"\r\n\r\n\xff\xd8\xff\xe0\r\n--xyz--',
+     422, "`file`/`files` must be file uploads, not text"),
     ("multipart/form-data", b"--x\r\n", 400, "invalid multipart upload: the content-type has no"),
     ("multipart/form-data; boundary=xyz",
      b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\n\xff\xd8',
