@@ -44,8 +44,12 @@ def keep_freed_memory(trim_bytes: int = 128 * MiB, mmap_bytes: int = 32 * MiB) -
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     # mallopt returns 1 on success and 0 for a value it refuses (older glibc versions refuse an
-    # mmap threshold above 32 MiB on 64-bit machines, hence that default).
-    done = mallopt(M_TRIM_THRESHOLD, trim_bytes) == 1 and mallopt(M_MMAP_THRESHOLD, mmap_bytes) == 1
-    if not done:
-        logger.warning("malloc refused the thresholds: freed memory is handled as by default")
-    return done
+    # mmap threshold above 32 MiB on 64-bit machines, hence that default). The mmap threshold
+    # first: if it is refused, nothing has been changed.
+    if mallopt(M_MMAP_THRESHOLD, mmap_bytes) != 1:
+        logger.warning("malloc refused an mmap threshold of %d bytes: left as it was", mmap_bytes)
+        return False
+    if mallopt(M_TRIM_THRESHOLD, trim_bytes) != 1:
+        logger.warning("malloc refused a trim threshold of %d bytes", trim_bytes)
+        return False
+    return True
