@@ -287,6 +287,9 @@ def test_the_backtest_page_shows_every_model_against_seasonal_naive(
     assert {"Every model", "Error by step"} <= {t.label for t in at.tabs}
     assert f"Forecast: {forecast_predictor.ids[0]}" in {t.label for t in at.tabs}
     assert any(c.value.startswith(f"Highlighted: {BASELINE}") for c in at.caption)
+    # The promotion gate's figure beside the optimistic in-sample one.
+    held_out = forecast_predictor.manifest.metrics["held_out_selection"]["skill"]
+    assert metric(at, "Held out") == f"{held_out:.0%}"
 
 
 def test_the_backtest_page_follows_the_series_and_models_chosen(
