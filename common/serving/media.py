@@ -34,6 +34,7 @@ from common.serving.multipart import MultipartError, TooManyParts, parse_form
 from common.serving.routes import ERRORS, batch_limit, off_loop_if, scores_of
 
 MULTIPART = "multipart/form-data"
+FILE_FIELDS = ("file", "files")  # one image, or several answered with a list
 #: Text fields an upload may carry besides its files (Starlette's default limit too).
 MAX_FORM_FIELDS = 1000
 ROUTE = "/predict"
@@ -98,14 +99,14 @@ def records_from_form(
     limit: int,
 ) -> tuple[list[BaseModel], bool]:
     """multipart/form-data: one `file` (one answer) or several `files` (a list); options from
-    the other fields, then the query string."""
+    the query string and the other form fields, which win."""
     try:
         parts = parse_form(body, content_type, max_parts=limit + MAX_FORM_FIELDS)
     except TooManyParts as exc:
         raise ApiError(413, f"{exc}: above this service's limit; split it") from None
     except MultipartError as exc:
         raise ApiError(400, f"invalid multipart upload: {exc}") from None
-    files = [p for p in parts if p.name in ("file", "files")]
+    files = [p for p in parts if p.name in FILE_FIELDS]
     if not files:
         raise ApiError(
             422,
@@ -117,7 +118,7 @@ def records_from_form(
     if len(files) > limit:
         raise ApiError(413, too_many_rows(len(files), limit))
     single = len(files) == 1 and files[0].name == "file"
-    options = query | {p.name: p.text() for p in parts if p.name not in ("file", "files")}
+    options = query | {p.name: p.text() for p in parts if p.name not in FILE_FIELDS}
     return records_from_bytes(predictor_cls, [f.data for f in files], options), single
 
 
